@@ -1,0 +1,49 @@
+#!/bin/sh
+# build.sh - build Tricolor on a fresh Debian machine and run it.
+#
+#   ./build.sh demo    install what is missing, build, run the demo with gctrace on
+#   ./build.sh check   install what is missing, build, run the whole test suite
+#                      (unit tests, whole-program tests, the install test, distcheck)
+#   ./build.sh         just build
+set -eu
+cd "$(dirname "$0")"
+
+packages="autoconf automake libtool pkg-config make gcc libatomic-ops-dev check"
+missing=""
+for p in $packages; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+        missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "build.sh: installing$missing"
+    if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null
+fi
+
+jobs=$(nproc 2>/dev/null || echo 2)
+if [ ! -x configure ] || [ configure.ac -nt configure ]; then
+    autoreconf -fi
+fi
+if [ ! -f Makefile ] || [ configure -nt Makefile ]; then
+    ./configure --enable-werror
+fi
+make -j"$jobs"
+
+case "${1:-}" in
+demo)
+    # The gctrace lines go to stderr, shown after the demo's own output.
+    GCDEBUG=gctrace=1 demos/gcdemo 400 2>gctrace.log
+    echo "--- gctrace (GCDEBUG=gctrace=1), from gctrace.log:"
+    cat gctrace.log
+    ;;
+check)
+    make -j"$jobs" check
+    make -j"$jobs" distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror
+    ;;
+"") ;;
+*)
+    echo "usage: ./build.sh [demo|check]" >&2
+    exit 2
+    ;;
+esac

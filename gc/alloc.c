@@ -1,0 +1,504 @@
+/* alloc.c - thread caches, central lists, tiny and large objects.
+ *
+ * The path of a small object: its size class, then the calling thread's cache slot
+ * for that class.  A slot holds one span and one 64-slot word of that span's
+ * allocation bitmap, reserved for the thread (the bits are set in the span at once, so
+ * no other thread and no collector will use them); handing out the next slot is a
+ * count-trailing-zeros on a private word, with no lock and no atomic operation.  When
+ * the word is used up the slot reserves the span's next word with one compare-and-swap;
+ * when the span is full it takes a span with free slots from the class's central list,
+ * or a fresh one from the page heap.  Objects over 32 KiB get a span of their own.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+__thread struct mutator *alloc_self __attribute__((tls_model("initial-exec")));
+struct central alloc_central[2][NUM_CLASSES + 1];
+atomic_word alloc_heap_live;
+struct alloc_counters alloc_dead_counters;
+
+void alloc_init(void)
+{
+    for (int k = 0; k < 2; k++)
+        for (int c = 0; c <= NUM_CLASSES; c++)
+            pthread_mutex_init(&alloc_central[k][c].lock, NULL);
+}
+
+struct mutator *alloc_mutator_new(void)
+{
+    size_t sz = (sizeof(struct mutator) + 4095) & ~(size_t)4095;
+    struct mutator *m = os_map(sz, SYS_MCACHE);
+    return m;   /* zeroed by the OS: every cache slot empty */
+}
+
+void alloc_merge_counters(struct alloc_counters *into, const struct alloc_counters *from)
+{
+    for (int c = 0; c <= NUM_CLASSES; c++) {
+        counter_add(&into->nmalloc[c], AO_load(&from->nmalloc[c]));
+        counter_add(&into->nfree[c], AO_load(&from->nfree[c]));
+    }
+    counter_add(&into->large_alloc_bytes, AO_load(&from->large_alloc_bytes));
+    counter_add(&into->large_free_bytes, AO_load(&from->large_free_bytes));
+    counter_add(&into->tiny_allocs, AO_load(&from->tiny_allocs));
+}
+
+void alloc_mutator_free(struct mutator *m)
+{
+    alloc_flush_cache(m);
+    heap_lock();
+    alloc_merge_counters(&alloc_dead_counters, &m->stats);
+    heap_unlock();
+    os_unmap(m, (sizeof(struct mutator) + 4095) & ~(size_t)4095, SYS_MCACHE);
+}
+
+/* ---- span bitmaps -------------------------------------------------------------------- */
+
+static inline uint64_t valid_mask(const struct span *s, uint32_t w)
+{
+    uint32_t rem = s->nelems - w * 64;
+    return rem >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << rem) - 1);
+}
+
+static inline uint32_t nwords(const struct span *s) { return (s->nelems + 63) / 64; }
+
+/* Reserve every free slot of word w for the calling thread; returns them. */
+static uint64_t reserve_word(struct span *s, uint32_t w)
+{
+    for (;;) {
+        AO_t old = AO_load(&s->alloc_bits[w]);
+        uint64_t free = ~(uint64_t)old & valid_mask(s, w);
+        if (!free || AO_compare_and_swap_full(&s->alloc_bits[w], old, old | free))
+            return free;
+    }
+}
+
+/* Give back reserved slots that were never handed out. */
+static void unreserve(struct span *s, uint32_t w, uint64_t bits)
+{
+    for (;;) {
+        AO_t old = AO_load(&s->alloc_bits[w]);
+        if (AO_compare_and_swap_full(&s->alloc_bits[w], old, old & ~bits))
+            return;
+    }
+}
+
+static bool span_has_free(const struct span *s)
+{
+    for (uint32_t w = 0; w < nwords(s); w++)
+        if (~(uint64_t)AO_load(&s->alloc_bits[w]) & valid_mask(s, w))
+            return true;
+    return false;
+}
+
+/* ---- central lists (the class's lock held) ------------------------------------------ */
+
+static void partial_push(struct central *c, struct span *s)
+{
+    s->prev = NULL;
+    s->next = c->partial;
+    if (c->partial)
+        c->partial->prev = s;
+    c->partial = s;
+    s->in_partial = 1;
+}
+
+static void partial_remove(struct central *c, struct span *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        c->partial = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+    s->in_partial = 0;
+}
+
+void alloc_release_span(struct span *s)
+{
+    struct central *c = &alloc_central[s->noscan][s->cls];
+    pthread_mutex_lock(&c->lock);
+    if (!s->cached && !s->in_partial && span_has_free(s))
+        partial_push(c, s);
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* Drop a cache slot's span: unhanded slots go back, the span to its central list. */
+static void slot_drop(struct cache_slot *k)
+{
+    struct span *s = k->span;
+    if (!s)
+        return;
+    if (k->free) {
+        unreserve(s, k->word, k->free);
+        atomic_add(&alloc_heap_live, -(AO_t)((uint64_t)__builtin_popcountll(k->free) * k->size));
+    }
+    struct central *c = &alloc_central[s->noscan][s->cls];
+    pthread_mutex_lock(&c->lock);
+    s->cached = 0;
+    if (!s->in_partial && span_has_free(s))
+        partial_push(c, s);
+    pthread_mutex_unlock(&c->lock);
+    memset(k, 0, sizeof *k);
+}
+
+void alloc_flush_cache(struct mutator *m)
+{
+    for (int k = 0; k < 2; k++)
+        for (int c = 1; c <= NUM_CLASSES; c++)
+            slot_drop(&m->cache[k][c]);
+    m->tiny = 0;   /* the block may die in the coming sweep: never reuse it after */
+    m->tiny_off = 0;
+}
+
+/* ---- refilling a cache slot ------------------------------------------------------------ */
+
+static struct span *new_small_span(unsigned noscan, unsigned cls)
+{
+    const struct size_class *k = &sc_table[cls];
+    struct span *s = heap_alloc_span(k->npages);
+    if (!s)
+        return NULL;
+    s->cls = (uint8_t)cls;
+    s->noscan = (uint8_t)noscan;
+    s->size = k->size;
+    s->nelems = k->nelems;
+    s->div_mul = k->div_mul;
+    for (int w = 0; w < BITMAP_WORDS; w++) {
+        AO_store(&s->alloc_bits[w], 0);
+        AO_store(&s->mark_bits[w], 0);
+    }
+    s->in_partial = 0;
+    s->cached = 1;
+    s->state = SPAN_SMALL;
+    return s;
+}
+
+/* Find the next word with free slots in the slot's span, or a new span.  Returns
+ * false when the heap cannot grow. */
+static bool slot_refill(struct cache_slot *k, unsigned noscan, unsigned cls)
+{
+    struct span *s = k->span;
+    if (s) {
+        for (uint32_t w = k->word + 1; w < nwords(s); w++) {
+            uint64_t f = reserve_word(s, w);
+            if (f) {
+                k->word = w;
+                k->free = f;
+                atomic_add(&alloc_heap_live, (uint64_t)__builtin_popcountll(f) * k->size);
+                return true;
+            }
+        }
+        slot_drop(k);   /* full */
+    }
+    struct central *c = &alloc_central[noscan][cls];
+    for (;;) {
+        pthread_mutex_lock(&c->lock);
+        s = c->partial;
+        if (s) {
+            partial_remove(c, s);
+            s->cached = 1;
+        }
+        pthread_mutex_unlock(&c->lock);
+        if (!s)
+            break;
+        for (uint32_t w = 0; w < nwords(s); w++) {
+            uint64_t f = reserve_word(s, w);
+            if (f) {
+                k->span = s;
+                k->base = s->base;
+                k->size = s->size;
+                k->needzero = s->needzero;
+                k->word = w;
+                k->free = f;
+                atomic_add(&alloc_heap_live, (uint64_t)__builtin_popcountll(f) * k->size);
+                return true;
+            }
+        }
+        /* Filled up by nothing we can see (should not happen): leave it uncached. */
+        pthread_mutex_lock(&c->lock);
+        s->cached = 0;
+        pthread_mutex_unlock(&c->lock);
+    }
+    s = new_small_span(noscan, cls);
+    if (!s)
+        return false;
+    k->span = s;
+    k->base = s->base;
+    k->size = s->size;
+    k->needzero = s->needzero;
+    k->word = 0;
+    k->free = reserve_word(s, 0);
+    atomic_add(&alloc_heap_live, (uint64_t)__builtin_popcountll(k->free) * k->size);
+    return true;
+}
+
+/* ---- the allocation paths ------------------------------------------------------------------ */
+
+static void maybe_collect(void)
+{
+    if (unlikely(AO_load(&alloc_heap_live) >= AO_load(&cycle.next_gc)))
+        cycle_maybe_start();
+}
+
+static void *alloc_small_slow(struct mutator *m, unsigned noscan, unsigned cls, size_t n)
+{
+    for (int attempt = 0;; attempt++) {
+        critical_enter(m);
+        struct cache_slot *k = &m->cache[noscan][cls];
+        bool ok = k->free || slot_refill(k, noscan, cls);
+        if (ok) {
+            uint64_t f = k->free;
+            unsigned i = (unsigned)__builtin_ctzll(f);
+            k->free = f & (f - 1);
+            void *p = (void *)(k->base + ((uintptr_t)k->word * 64 + i) * k->size);
+            uint32_t size = k->size;
+            bool z = k->needzero;
+            counter_add(&m->stats.nmalloc[cls], 1);
+            critical_leave(m);
+            if (z)
+                memset(p, 0, size);
+            maybe_collect();
+            return p;
+        }
+        critical_leave(m);
+        if (attempt > 0) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        cycle_run(false);   /* out of memory: a full collection, then one more try */
+    }
+    (void)n;
+}
+
+static void *alloc_large(struct mutator *m, size_t n, unsigned noscan)
+{
+    size_t npages = (n + PAGE_SIZE - 1) / PAGE_SIZE;
+    if (n > ((size_t)1 << (ADDR_BITS - 2))) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    for (int attempt = 0;; attempt++) {
+        critical_enter(m);
+        struct span *s = heap_alloc_span(npages);
+        if (s) {
+            s->cls = 0;
+            s->noscan = (uint8_t)noscan;
+            s->size = (uint32_t)(npages * PAGE_SIZE > UINT32_MAX ? 0 : npages * PAGE_SIZE);
+            s->nelems = 1;
+            s->div_mul = 0;
+            s->cached = 0;
+            s->in_partial = 0;
+            for (int w = 0; w < BITMAP_WORDS; w++) {
+                AO_store(&s->alloc_bits[w], 0);
+                AO_store(&s->mark_bits[w], 0);
+            }
+            AO_store(&s->alloc_bits[0], 1);
+            bool z = s->needzero;
+            s->state = SPAN_LARGE;
+            size_t bytes = npages * PAGE_SIZE;
+            counter_add(&m->stats.nmalloc[0], 1);
+            counter_add(&m->stats.large_alloc_bytes, bytes);
+            atomic_add(&alloc_heap_live, bytes);
+            critical_leave(m);
+            if (z)
+                memset((void *)s->base, 0, bytes);
+            maybe_collect();
+            return (void *)s->base;
+        }
+        critical_leave(m);
+        if (attempt > 0) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        cycle_run(false);
+    }
+}
+
+/* Large spans record their size in 32 bits when it fits; this is the general form. */
+static inline size_t object_size(const struct span *s)
+{
+    return s->cls ? s->size : (size_t)s->npages * PAGE_SIZE;
+}
+
+static void *alloc_tiny(struct mutator *m, size_t n)
+{
+    size_t align = (n & 7) == 0 ? 8 : (n & 3) == 0 ? 4 : (n & 1) == 0 ? 2 : 1;
+    critical_enter(m);
+    size_t off = (m->tiny_off + align - 1) & ~(align - 1);
+    if (m->tiny && off + n <= TINY_SIZE) {
+        void *p = (void *)(m->tiny + off);
+        m->tiny_off = off + n;
+        counter_add(&m->stats.tiny_allocs, 1);
+        critical_leave(m);
+        return p;
+    }
+    critical_leave(m);
+    void *block = alloc_small_slow(m, 1, 1, TINY_SIZE);
+    if (!block)
+        return NULL;
+    critical_enter(m);
+    /* A collection may have run inside alloc_small_slow; the block is ours either way. */
+    m->tiny = (uintptr_t)block;
+    m->tiny_off = n;
+    counter_add(&m->stats.tiny_allocs, 1);
+    critical_leave(m);
+    return block;
+}
+
+static inline void *alloc_object(size_t n, unsigned noscan)
+{
+    struct mutator *m = self_or_register();
+    if (unlikely(!m)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (unlikely(n == 0))
+        n = 1;
+    if (likely(n <= MAX_SMALL_SIZE)) {
+        if (noscan && n < TINY_SIZE)
+            return alloc_tiny(m, n);
+        unsigned cls = sc_of(n);
+        struct cache_slot *k = &m->cache[noscan][cls];
+        critical_enter(m);
+        uint64_t f = k->free;
+        if (likely(f)) {
+            unsigned i = (unsigned)__builtin_ctzll(f);
+            k->free = f & (f - 1);
+            void *p = (void *)(k->base + ((uintptr_t)k->word * 64 + i) * k->size);
+            uint32_t size = k->size;
+            bool z = k->needzero;
+            counter_add(&m->stats.nmalloc[cls], 1);
+            critical_leave(m);
+            if (z)
+                memset(p, 0, size);
+            return p;
+        }
+        critical_leave(m);
+        return alloc_small_slow(m, noscan, cls, n);
+    }
+    return alloc_large(m, n, noscan);
+}
+
+void *gc_malloc(size_t size) { return alloc_object(size, 0); }
+void *gc_malloc_atomic(size_t size) { return alloc_object(size, 1); }
+
+void *gc_calloc(size_t n, size_t size)
+{
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return alloc_object(total, 0);
+}
+
+char *gc_strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = alloc_object(n, 1);
+    if (p)
+        memcpy(p, s, n);
+    return p;
+}
+
+/* ---- looking objects up, freeing them early --------------------------------------------------- */
+
+static void bad_pointer(const char *fn, const void *p)
+{
+    gc_warn_("%s: %p is not a heap object", fn, p);
+}
+
+/* Tiny objects share 16-byte noscan blocks: a pointer inside one is a valid object. */
+static inline bool in_tiny_block(const struct span *s) { return s->noscan && s->cls == 1; }
+
+size_t gc_size(const void *p)
+{
+    if (!p)
+        return 0;
+    struct span *s;
+    uintptr_t base = heap_find_object((uintptr_t)p, &s);
+    if (!base)
+        return 0;
+    if (in_tiny_block(s))
+        return TINY_SIZE - ((uintptr_t)p - base);
+    return object_size(s);
+}
+
+void *gc_base(const void *p)
+{
+    return (void *)heap_find_object((uintptr_t)p, NULL);
+}
+
+void gc_free(void *p)
+{
+    if (!p)
+        return;
+    struct mutator *m = self_or_register();
+    if (!m)
+        return;
+    critical_enter(m);
+    struct span *s;
+    uintptr_t base = heap_find_object((uintptr_t)p, &s);
+    if (base && base != (uintptr_t)p && in_tiny_block(s)) {
+        critical_leave(m);   /* a tiny object cannot be freed alone: its block is collected */
+        return;
+    }
+    if (!base || base != (uintptr_t)p) {
+        critical_leave(m);
+        bad_pointer("gc_free", p);
+        return;
+    }
+    if (s->state == SPAN_LARGE) {
+        size_t bytes = object_size(s);
+        counter_add(&m->stats.nfree[0], 1);
+        counter_add(&m->stats.large_free_bytes, bytes);
+        atomic_add(&alloc_heap_live, -(AO_t)bytes);
+        heap_free_span(s);
+        critical_leave(m);
+        return;
+    }
+    uint32_t i = span_index(s, base);
+    AO_t bit = (AO_t)1 << (i & 63);
+    memset(p, 0, s->size);   /* free slots are kept zeroed: see needzero */
+    for (;;) {
+        AO_t old = AO_load(&s->alloc_bits[i >> 6]);
+        if (!(old & bit)) {
+            /* Lost a race with another gc_free of the same object. */
+            critical_leave(m);
+            bad_pointer("gc_free", p);
+            return;
+        }
+        if (AO_compare_and_swap_full(&s->alloc_bits[i >> 6], old, old & ~bit))
+            break;
+    }
+    counter_add(&m->stats.nfree[s->cls], 1);
+    atomic_add(&alloc_heap_live, -(AO_t)s->size);
+    alloc_release_span(s);
+    critical_leave(m);
+}
+
+void *gc_realloc(void *p, size_t size)
+{
+    if (!p)
+        return gc_malloc(size);
+    struct span *s;
+    uintptr_t base = heap_find_object((uintptr_t)p, &s);
+    if (!base || (base != (uintptr_t)p && !in_tiny_block(s))) {
+        bad_pointer("gc_realloc", p);
+        errno = EINVAL;
+        return NULL;
+    }
+    size_t have = gc_size(p);
+    if (size <= have && size >= have / 2 && size > 0)
+        return p;
+    void *q = alloc_object(size, s->noscan);
+    if (!q)
+        return NULL;
+    memcpy(q, p, size < have ? size : have);
+    if (!in_tiny_block(s))
+        gc_free(p);
+    return q;
+}

@@ -1,0 +1,340 @@
+/* heap.c - arenas, the page heap and the address -> span map.
+ *
+ * Heap memory comes from the OS in 64 MiB arenas, 64 MiB aligned, cut into 8 KiB
+ * pages.  A span is a run of pages: in use (a span of small objects of one class, or
+ * one large object) or free.  Free runs sit in bins by length (exact for 1..127 pages,
+ * one best-fit list beyond) and coalesce with free neighbours when freed.  A two-level
+ * map (address >> 26 -> arena, then page -> span) answers "which span holds this
+ * address?" in O(1) without a lock, which is what conservative scanning needs.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+struct heap heap;
+
+void heap_lock(void) { pthread_mutex_lock(&heap.lock); }
+void heap_unlock(void) { pthread_mutex_unlock(&heap.lock); }
+
+void heap_init(void)
+{
+    pthread_mutex_init(&heap.lock, NULL);
+    heap.arenas = os_reserve(ARENA_L1_ENTRIES * sizeof(struct arena *));
+    if (!heap.arenas)
+        gc_fatal_("cannot reserve %zu MiB of address space for the arena map",
+                  ARENA_L1_ENTRIES * sizeof(struct arena *) >> 20);
+    AO_store(&heap.lo, UINTPTR_MAX);
+    AO_store(&heap.hi, 0);
+}
+
+/* ---- span descriptors: from 64 KiB slabs, recycled, never unmapped ---------------- */
+
+static struct span *desc_alloc(void)
+{
+    if (!heap.free_descs) {
+        size_t slab = 64 << 10;
+        struct span *s = os_map(slab, SYS_MSPAN);
+        if (!s)
+            return NULL;
+        for (size_t i = 0; i < slab / sizeof *s; i++) {
+            s[i].next = heap.free_descs;
+            heap.free_descs = &s[i];
+        }
+    }
+    struct span *s = heap.free_descs;
+    heap.free_descs = s->next;
+    memset(s, 0, sizeof *s);
+    return s;
+}
+
+static void desc_free(struct span *s)
+{
+    s->state = SPAN_DEAD;
+    s->next = heap.free_descs;
+    heap.free_descs = s;
+}
+
+/* ---- the page map ---------------------------------------------------------------- */
+
+static inline struct span **map_slot(uintptr_t p)
+{
+    struct arena *a = heap.arenas[p >> ARENA_SHIFT];
+    return &a->spans[(p >> PAGE_SHIFT) & (ARENA_PAGES - 1)];
+}
+
+/* Point every page of s at s (in-use spans: interior pointers must find it). */
+static void map_all(struct span *s)
+{
+    for (uint32_t i = 0; i < s->npages; i++)
+        *map_slot(s->base + i * PAGE_SIZE) = s;
+}
+
+/* A free run is found from its neighbours by its first and last page only. */
+static void map_ends(struct span *s, struct span *v)
+{
+    *map_slot(s->base) = v;
+    *map_slot(s->base + (s->npages - 1) * PAGE_SIZE) = v;
+}
+
+static void map_clear(struct span *s)
+{
+    for (uint32_t i = 0; i < s->npages; i++)
+        *map_slot(s->base + i * PAGE_SIZE) = NULL;
+}
+
+/* ---- free-run bins ------------------------------------------------------------------ */
+
+static unsigned bin_of(uint32_t npages) { return npages < 128 ? npages : 0; }
+
+static void bin_insert(struct span *s)
+{
+    unsigned b = bin_of(s->npages);
+    s->prev = NULL;
+    s->next = heap.bins[b];
+    if (s->next)
+        s->next->prev = s;
+    heap.bins[b] = s;
+    heap.bin_mask[b >> 6] |= (uint64_t)1 << (b & 63);
+}
+
+static void bin_remove(struct span *s)
+{
+    unsigned b = bin_of(s->npages);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        heap.bins[b] = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    if (!heap.bins[b])
+        heap.bin_mask[b >> 6] &= ~((uint64_t)1 << (b & 63));
+}
+
+/* Smallest free run of at least n pages, or NULL. */
+static struct span *bin_find(size_t n)
+{
+    if (n < 128) {
+        for (unsigned w = (unsigned)n >> 6; w < 2; w++) {
+            uint64_t m = heap.bin_mask[w];
+            if (w == n >> 6)
+                m &= ~(uint64_t)0 << (n & 63);
+            if (w == 0)
+                m &= ~(uint64_t)1;     /* bin 0 holds the big runs: searched below */
+            if (m)
+                return heap.bins[w * 64 + (unsigned)__builtin_ctzll(m)];
+        }
+    }
+    struct span *best = NULL;
+    for (struct span *s = heap.bins[0]; s; s = s->next)
+        if (s->npages >= n && (!best || s->npages < best->npages ||
+                               (s->npages == best->npages && s->base < best->base)))
+            best = s;
+    return best;
+}
+
+/* ---- growing: a new arena (or several, for a huge object) ----------------------- */
+
+static struct span *grow(size_t npages)
+{
+    size_t bytes = (npages * PAGE_SIZE + ARENA_SIZE - 1) & ~(ARENA_SIZE - 1);
+    if (heap.grow_fail_for_test) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    char *mem = os_map_aligned(bytes, ARENA_SIZE, SYS_HEAP);
+    if (!mem)
+        return NULL;
+    size_t narenas = bytes / ARENA_SIZE;
+    for (size_t i = 0; i < narenas; i++) {
+        uintptr_t a = (uintptr_t)mem + i * ARENA_SIZE;
+        struct arena *ar = os_map(sizeof(struct arena), SYS_GC);
+        if (!ar) {
+            /* Undo: the arenas already registered stay (they are valid, just empty). */
+            os_unmap(mem + i * ARENA_SIZE, bytes - i * ARENA_SIZE, SYS_HEAP);
+            bytes = i * ARENA_SIZE;
+            if (bytes == 0)
+                return NULL;
+            break;
+        }
+        heap.arenas[a >> ARENA_SHIFT] = ar;
+        heap.arenas_mapped++;
+    }
+    struct span *s = desc_alloc();
+    if (!s) {
+        errno = ENOMEM;
+        return NULL;   /* the arenas stay mapped and reachable only by a later grow */
+    }
+    s->base = (uintptr_t)mem;
+    s->npages = (uint32_t)(bytes / PAGE_SIZE);
+    s->state = SPAN_FREE;
+    heap.pages_mapped += s->npages;
+    /* Publish the bounds before any object in them can be handed out. */
+    if ((uintptr_t)mem < AO_load(&heap.lo))
+        AO_store_release(&heap.lo, (uintptr_t)mem);
+    if ((uintptr_t)mem + bytes > AO_load(&heap.hi))
+        AO_store_release(&heap.hi, (uintptr_t)mem + bytes);
+    return s;
+}
+
+/* ---- allocate and free runs ----------------------------------------------------------- */
+
+struct span *heap_alloc_span(size_t npages)
+{
+    if (npages == 0 || npages > (SIZE_MAX >> PAGE_SHIFT) / 2 || npages >= UINT32_MAX) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    heap_lock();
+    struct span *s = bin_find(npages);
+    if (s) {
+        bin_remove(s);
+    } else {
+        s = grow(npages);
+        if (!s) {
+            heap_unlock();
+            errno = ENOMEM;
+            return NULL;
+        }
+    }
+    if (s->npages > npages) {
+        /* Split: the tail stays free. */
+        struct span *t = desc_alloc();
+        if (!t) {
+            bin_insert(s);
+            map_ends(s, s);
+            heap_unlock();
+            errno = ENOMEM;
+            return NULL;
+        }
+        t->base = s->base + npages * PAGE_SIZE;
+        t->npages = s->npages - (uint32_t)npages;
+        t->state = SPAN_FREE;
+        t->released = s->released;
+        t->needzero = s->needzero;
+        s->npages = (uint32_t)npages;
+        map_ends(t, t);
+        bin_insert(t);
+    }
+    if (s->released) {
+        heap.pages_released -= s->npages;
+        s->released = 0;
+        s->needzero = 0;      /* pages given back with MADV_DONTNEED read as zero */
+    }
+    s->state = SPAN_LARGE;    /* the caller sets the real kind; never FREE from here on */
+    s->next = s->prev = NULL;
+    heap.pages_inuse += s->npages;
+    heap.spans_inuse++;
+    map_all(s);
+    heap_unlock();
+    return s;
+}
+
+/* Merge s with a free neighbour n (n already out of its bin). */
+static void absorb(struct span *s, struct span *n)
+{
+    if (n->released != s->released) {
+        /* Mixed: count the whole run as not released (we may over-count RSS, never
+         * under-count it). */
+        if (n->released)
+            heap.pages_released -= n->npages;
+        if (s->released)
+            heap.pages_released -= s->npages;
+        s->released = 0;
+    }
+    s->needzero |= n->needzero;
+    if (n->base < s->base)
+        s->base = n->base;
+    s->npages += n->npages;
+    map_clear(n);
+    desc_free(n);
+}
+
+static void free_locked(struct span *s)
+{
+    GC_ASSERT(s->state == SPAN_SMALL || s->state == SPAN_LARGE);
+    heap.pages_inuse -= s->npages;
+    heap.spans_inuse--;
+    map_clear(s);
+    s->state = SPAN_FREE;
+    s->needzero = 1;
+    s->released = 0;
+    s->cls = 0;
+    if (s->base > AO_load(&heap.lo)) {
+        struct span *left = heap_span_of(s->base - 1);
+        if (left && left->state == SPAN_FREE) {
+            bin_remove(left);
+            absorb(s, left);
+        }
+    }
+    struct span *right = heap_span_of(s->base + s->npages * PAGE_SIZE);
+    if (right && right->state == SPAN_FREE) {
+        bin_remove(right);
+        absorb(s, right);
+    }
+    map_ends(s, s);
+    bin_insert(s);
+}
+
+void heap_free_span(struct span *s)
+{
+    heap_lock();
+    free_locked(s);
+    heap_unlock();
+}
+
+uint64_t heap_release_free(void)
+{
+    uint64_t bytes = 0;
+    heap_lock();
+    for (unsigned b = 0; b < 128; b++)
+        for (struct span *s = heap.bins[b]; s; s = s->next)
+            if (!s->released) {
+                os_release((void *)s->base, s->npages * PAGE_SIZE);
+                s->released = 1;
+                s->needzero = 0;
+                heap.pages_released += s->npages;
+                bytes += s->npages * PAGE_SIZE;
+            }
+    heap_unlock();
+    return bytes;
+}
+
+/* ---- lookups ---------------------------------------------------------------------------- */
+
+uintptr_t heap_find_object(uintptr_t p, struct span **out)
+{
+    struct span *s = heap_span_of(p);
+    if (!s || s->state < SPAN_SMALL || p < s->base || p >= s->base + s->npages * PAGE_SIZE)
+        return 0;
+    uint32_t i = span_index(s, p);
+    if (i >= s->nelems)
+        return 0;
+    if (!(AO_load(&s->alloc_bits[i >> 6]) & ((AO_t)1 << (i & 63))))
+        return 0;
+    if (out)
+        *out = s;
+    return s->base + (uintptr_t)i * s->size;
+}
+
+void heap_for_each_span(void (*fn)(struct span *s, void *arg), void *arg)
+{
+    uintptr_t lo = AO_load(&heap.lo), hi = AO_load(&heap.hi);
+    for (uintptr_t a = lo; a < hi; a += ARENA_SIZE) {
+        struct arena *ar = heap.arenas[a >> ARENA_SHIFT];
+        if (!ar)
+            continue;
+        for (size_t i = 0; i < ARENA_PAGES;) {
+            struct span *s = ar->spans[i];
+            uintptr_t page = a + i * PAGE_SIZE;
+            if (s && s->base == page && (s->state == SPAN_SMALL || s->state == SPAN_LARGE)) {
+                /* fn may free s: read its length first. */
+                size_t np = s->npages;
+                fn(s, arg);
+                i += np;
+                continue;
+            }
+            i++;
+        }
+    }
+}

@@ -1,0 +1,346 @@
+/* internal.h - types and functions shared between the collector's files.
+ *
+ * Nothing public depends on this header.  Declarations are grouped under the file
+ * that defines them, in pipeline order (os -> sizeclass -> heap -> alloc -> roots/stw
+ * -> mark/barrier -> sweep -> pacer -> cycle -> memstats/trace -> options), so the
+ * header doubles as an index of the tree.  Cross-file functions carry the prefix of
+ * their file (os_, sc_, heap_, alloc_, roots_, stw_, mark_, sweep_, pacer_, cycle_,
+ * stats_, trace_, opt_); everything else is static.
+ */
+#ifndef TRICOLOR_INTERNAL_H
+#define TRICOLOR_INTERNAL_H
+
+#include "config.h"
+
+#include <atomic_ops.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+#include <ucontext.h>
+
+#include "tricolor.h"
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define INTERNAL __attribute__((visibility("hidden")))
+
+/* The collector reads words of memory it does not own (stacks, data segments, heap
+ * objects) and reads them racily by design; sanitizers are told so here. */
+#if defined(__clang__) || defined(__GNUC__)
+#define NO_SANITIZE \
+    __attribute__((no_sanitize_address, no_sanitize("undefined"), no_sanitize("thread")))
+#else
+#define NO_SANITIZE
+#endif
+
+#if GC_DEBUG_BUILD
+#define GC_ASSERT(c)                                                                     \
+    ((c) ? (void)0 : gc_fatal_("assertion failed: %s (%s:%d)", #c, __FILE__, __LINE__))
+#else
+#define GC_ASSERT(c) ((void)0)
+#endif
+
+/* ---- Atomics: libatomic_ops, in one place ------------------------------------- */
+typedef AO_t atomic_word;
+#define atomic_load_relaxed(p) AO_load(p)
+#define atomic_store_relaxed(p, v) AO_store((p), (v))
+#define atomic_load_acquire(p) AO_load_acquire(p)
+#define atomic_store_release(p, v) AO_store_release((p), (v))
+#define atomic_add(p, v) ((void)AO_fetch_and_add((p), (AO_t)(v)))
+#define atomic_cas(p, o, n) AO_compare_and_swap_full((p), (o), (n))
+/* A counter with a single writer: a plain add that readers may load at any time. */
+static inline void counter_add(atomic_word *c, AO_t d)
+{
+    AO_store(c, AO_load(c) + d);
+}
+
+/* ---- Geometry ----------------------------------------------------------------- */
+#define PAGE_SHIFT 13
+#define PAGE_SIZE ((size_t)1 << PAGE_SHIFT)          /* 8 KiB */
+#define ARENA_SHIFT 26
+#define ARENA_SIZE ((size_t)1 << ARENA_SHIFT)        /* 64 MiB */
+#define ARENA_PAGES (ARENA_SIZE >> PAGE_SHIFT)       /* 8192 */
+#define ADDR_BITS 48                                 /* user address space, x86-64 and aarch64 */
+#define ARENA_L1_ENTRIES ((size_t)1 << (ADDR_BITS - ARENA_SHIFT))
+#define MAX_SMALL_SIZE 32768
+#define NUM_CLASSES 72                               /* classes 1..72; 0 means "large" */
+#define MAX_SPAN_OBJECTS 512
+#define BITMAP_WORDS (MAX_SPAN_OBJECTS / 64)
+#define TINY_SIZE 16                                 /* noscan objects below this share blocks */
+#define MIN_HEAP_GOAL ((uint64_t)4 << 20)
+
+void gc_fatal_(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+void gc_warn_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- os.c: every call into the OS ------------------------------------------- */
+enum sys_kind { SYS_HEAP, SYS_STACK, SYS_MSPAN, SYS_MCACHE, SYS_BUCKHASH, SYS_GC, SYS_OTHER,
+                SYS_KINDS };
+extern atomic_word os_sys_bytes[SYS_KINDS];         /* bytes mapped, per memstats field */
+void *os_map(size_t size, enum sys_kind kind);       /* zeroed; NULL + ENOMEM on failure */
+void *os_map_aligned(size_t size, size_t align, enum sys_kind kind);
+void os_unmap(void *p, size_t size, enum sys_kind kind);
+void *os_reserve(size_t size);                       /* address space only, never touched */
+void os_release(void *p, size_t size);               /* madvise(DONTNEED): back to the OS */
+uint64_t os_now_ns(void);                            /* monotonic */
+uint64_t os_wall_ns(void);                           /* since the Unix epoch */
+uint64_t os_thread_cpu_ns(void);
+uint64_t os_process_cpu_ns(void);
+int os_ncpu(void);
+pid_t os_gettid(void);
+int os_thread_stack(uintptr_t *lo, uintptr_t *hi);   /* calling thread's stack bounds */
+
+/* ---- sizeclass.c: the size-class table -------------------------------------- */
+struct size_class {
+    uint32_t size;      /* object size, multiple of 16 */
+    uint32_t npages;    /* pages per span */
+    uint32_t nelems;    /* objects per span, <= MAX_SPAN_OBJECTS */
+    uint32_t div_mul;   /* (off * div_mul) >> 32 == off / size for every offset in a span */
+};
+extern struct size_class sc_table[NUM_CLASSES + 1];
+extern uint8_t sc_index_small[1024 / 8 + 1];        /* (n + 7) >> 3 -> class, n <= 1024 */
+extern uint8_t sc_index_large[(MAX_SMALL_SIZE - 1024) / 128 + 1];
+void sc_init(void);
+static inline unsigned sc_of(size_t n)              /* 1 <= n <= MAX_SMALL_SIZE */
+{
+    return n <= 1024 ? sc_index_small[(n + 7) >> 3] : sc_index_large[(n - 1024 + 127) >> 7];
+}
+
+/* ---- heap.c: arenas, page heap, address -> span map ------------------------- */
+enum span_state { SPAN_DEAD, SPAN_FREE, SPAN_SMALL, SPAN_LARGE };
+
+struct span {
+    uintptr_t base;             /* first byte */
+    uint32_t npages;            /* length in pages */
+    uint8_t state;              /* enum span_state */
+    uint8_t cls;                /* size class, 0 for a large object */
+    uint8_t noscan;             /* objects hold no pointers: never scanned */
+    uint8_t needzero;           /* memory may be dirty: zero objects on allocation */
+    uint8_t released;           /* FREE spans: pages were returned to the OS */
+    uint8_t in_partial;         /* on its central list of spans with free slots */
+    uint8_t cached;             /* held by a thread cache */
+    uint32_t size;              /* object size in bytes (npages * PAGE_SIZE if large) */
+    uint32_t nelems;            /* object slots */
+    uint32_t div_mul;           /* see struct size_class */
+    struct span *next, *prev;   /* free-run bin or central partial list */
+    atomic_word alloc_bits[BITMAP_WORDS];  /* 1 = slot allocated (or reserved by a cache) */
+    atomic_word mark_bits[BITMAP_WORDS];   /* 1 = reached in the current mark */
+};
+
+struct arena {
+    struct span *spans[ARENA_PAGES];   /* page -> span; free runs map first and last page */
+};
+
+static inline uint32_t span_index(const struct span *s, uintptr_t p)
+{
+    return (uint32_t)(((uint64_t)(p - s->base) * s->div_mul) >> 32);
+}
+
+struct heap {
+    pthread_mutex_t lock;              /* page heap: arenas, free runs, span descriptors */
+    struct arena **arenas;             /* L1 map, ARENA_L1_ENTRIES, reserved lazily */
+    atomic_word lo, hi;                /* bounds of every arena mapped so far */
+    struct span *bins[128];            /* free runs of exactly n pages; [0]: 128 and more */
+    uint64_t bin_mask[2];              /* non-empty bins */
+    struct span *free_descs;           /* unused span descriptors */
+    uint64_t pages_mapped;             /* heap_sys / PAGE_SIZE */
+    uint64_t pages_inuse;              /* pages in SMALL and LARGE spans */
+    uint64_t pages_released;           /* free pages returned to the OS */
+    uint64_t spans_inuse;
+    uint64_t arenas_mapped;
+    int grow_fail_for_test;            /* tests: pretend the OS refuses more memory */
+};
+extern struct heap heap;
+
+void heap_init(void);
+struct span *heap_alloc_span(size_t npages);        /* NULL + ENOMEM; caller sets state */
+void heap_free_span(struct span *s);                 /* pages back to the page heap */
+uint64_t heap_release_free(void);                   /* every free page to the OS; bytes */
+void heap_lock(void);
+void heap_unlock(void);
+/* The span holding address p (in use or not), or NULL.  Lock-free: reads the maps. */
+static inline struct span *heap_span_of(uintptr_t p)
+{
+    if (p < atomic_load_relaxed(&heap.lo) || p >= atomic_load_relaxed(&heap.hi))
+        return NULL;
+    struct arena *a = heap.arenas[p >> ARENA_SHIFT];
+    return a ? a->spans[(p >> PAGE_SHIFT) & (ARENA_PAGES - 1)] : NULL;
+}
+/* Object containing p: its start and span, or 0 when p is not inside an allocated one. */
+uintptr_t heap_find_object(uintptr_t p, struct span **out);
+void heap_for_each_span(void (*fn)(struct span *s, void *arg), void *arg); /* world stopped */
+
+/* ---- alloc.c: thread caches, central lists, tiny and large objects ---------- */
+struct cache_slot {             /* one cached span for one (noscan, class) pair */
+    uint64_t free;              /* free slots of bitmap word `word`, not handed out yet */
+    uintptr_t base;             /* span base */
+    uint32_t size;              /* object size */
+    uint32_t word;              /* current alloc_bits word */
+    uint8_t needzero;
+    struct span *span;          /* NULL: nothing cached */
+};
+
+struct central {                /* spans of one (noscan, class) pair with free slots */
+    pthread_mutex_t lock;
+    struct span *partial;
+};
+
+/* Per-thread counters, written only by their thread, merged on read. */
+struct alloc_counters {
+    atomic_word nmalloc[NUM_CLASSES + 1];   /* small objects per class; [0] large objects */
+    atomic_word nfree[NUM_CLASSES + 1];     /* explicit gc_free per class; [0] large */
+    atomic_word large_alloc_bytes;
+    atomic_word large_free_bytes;
+    atomic_word tiny_allocs;                /* tiny objects (counted as freed at once) */
+};
+
+struct mutator {
+    struct cache_slot cache[2][NUM_CLASSES + 1];   /* [noscan][class] */
+    struct alloc_counters stats;
+    uintptr_t tiny;             /* current tiny block, 0 if none */
+    size_t tiny_off;            /* bytes used in it */
+    volatile sig_atomic_t critical;   /* > 0: inside the allocator or a collector lock */
+    volatile sig_atomic_t stop_pending; /* a stop request arrived while critical */
+    /* Thread registry (stw.c) */
+    pthread_t thread;
+    pid_t tid;
+    uintptr_t stack_lo, stack_hi;     /* stack bounds; hi is the base */
+    volatile uintptr_t stopped_sp;    /* stack pointer saved when stopped */
+    ucontext_t stopped_ctx;           /* registers saved when stopped */
+    volatile atomic_word stop_seq;    /* last stop request this thread acknowledged */
+    uint64_t stop_ns;                 /* how long it took to stop, last time */
+    bool auto_registered;             /* registered by its first allocation */
+    struct mutator *next, *prev;
+};
+
+extern __thread struct mutator *alloc_self __attribute__((tls_model("initial-exec")));
+extern struct central alloc_central[2][NUM_CLASSES + 1];
+extern atomic_word alloc_heap_live;           /* bytes allocated since the last mark + marked */
+
+void alloc_init(void);
+struct mutator *alloc_mutator_new(void);
+void alloc_mutator_free(struct mutator *m);      /* flushes and merges its counters */
+void alloc_flush_cache(struct mutator *m);      /* world stopped or m is the caller */
+void alloc_merge_counters(struct alloc_counters *into, const struct alloc_counters *from);
+extern struct alloc_counters alloc_dead_counters; /* threads that exited; heap.lock */
+void alloc_release_span(struct span *s);        /* after sweep: onto the partial list */
+
+/* Critical sections: a thread inside one is never stopped; the stop waits until it
+ * leaves (see stw.c).  Everything that takes a collector lock runs inside one. */
+void stw_park_pending(struct mutator *m);
+static inline void critical_enter(struct mutator *m)
+{
+    m->critical++;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
+static inline void critical_leave(struct mutator *m)
+{
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    m->critical--;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    if (unlikely(m->stop_pending) && m->critical == 0)
+        stw_park_pending(m);
+}
+
+/* ---- roots.c: stacks, registers, data segments, registered ranges ----------- */
+struct mark_state;
+void roots_init(void);
+void roots_prepare(void);                             /* before the world stops */
+uint64_t roots_scan_globals(struct mark_state *ms);   /* bytes scanned */
+uint64_t roots_scan_stacks(struct mark_state *ms);    /* world stopped; bytes scanned */
+
+/* ---- stw.c: thread registry, stop and resume the world ---------------------- */
+extern pthread_mutex_t stw_registry_lock;
+extern struct mutator *stw_threads;                 /* registered threads */
+extern int stw_nthreads;
+void stw_init(void);
+struct mutator *stw_register_self(bool automatic);  /* NULL on failure */
+void stw_unregister_self(void);
+uint64_t stw_stop_world(void);                      /* returns ns taken to stop */
+void stw_start_world(void);
+
+/* ---- mark.c: grey work and conservative scanning ---------------------------- */
+struct mark_range { uintptr_t lo, hi; };
+struct mark_state {
+    struct mark_range *stack;   /* grey objects: [lo, hi) still to scan */
+    size_t top, cap, max_cap;   /* entries; max_cap bounds the memory used */
+    bool overflowed;            /* a push was dropped: rescan marked objects */
+    uint64_t bytes_scanned;
+    uint64_t bytes_marked;
+    uint64_t objects_marked;
+};
+void mark_init(struct mark_state *ms, size_t max_entries);
+void mark_destroy(struct mark_state *ms);
+void mark_scan_range(struct mark_state *ms, uintptr_t lo, uintptr_t hi);
+void mark_drain(struct mark_state *ms);
+void mark_clear_all(void);                          /* world stopped */
+bool mark_is_marked(uintptr_t obj);
+
+/* ---- sweep.c ------------------------------------------------------------------ */
+struct sweep_result { uint64_t objects_freed, bytes_freed, spans_freed, live_bytes; };
+void sweep_all(struct sweep_result *r);              /* world stopped */
+extern atomic_word sweep_nfree[NUM_CLASSES + 1];      /* objects freed by sweeping, per class */
+extern atomic_word sweep_large_free_bytes;
+
+/* ---- pacer.c: heap goal --------------------------------------------------------- */
+uint64_t pacer_heap_goal(uint64_t live, uint64_t roots, int percent);
+
+/* ---- cycle.c: the phase machine ------------------------------------------------ */
+enum gc_phase { PHASE_OFF, PHASE_SWEEP_TERM, PHASE_MARK, PHASE_MARK_TERM, PHASE_SWEEP };
+struct cycle_state {
+    pthread_mutex_t lock;          /* one cycle at a time */
+    volatile int phase;            /* enum gc_phase; changed only by cycle.c */
+    atomic_word num_gc;            /* completed cycles */
+    atomic_word next_gc;           /* heap goal in bytes */
+    atomic_word disabled;          /* gc_disable depth */
+    int percent;                   /* GCPERCENT, -1 = off */
+    int64_t memory_limit;
+    uint64_t init_ns;              /* os_now_ns at gc_init */
+    uint64_t init_wall_ns;
+    uint64_t last_live, last_roots;
+    void (*hook)(const struct gc_cycle_info *, void *);
+    void *hook_arg;
+};
+extern struct cycle_state cycle;
+void cycle_init(void);
+void cycle_maybe_start(void);      /* allocation crossed the goal; outside critical */
+void cycle_run(bool forced);
+
+/* ---- memstats.c ----------------------------------------------------------------- */
+struct stats_gc {                  /* collector figures, updated at each cycle end */
+    pthread_mutex_t lock;
+    uint64_t pause_total_ns;
+    uint64_t pause_ns[256], pause_end[256];
+    uint32_t num_forced_gc;
+    uint64_t last_gc_wall;
+    uint64_t gc_cpu_ns;            /* collector CPU so far, as Go accounts it */
+};
+extern struct stats_gc stats_gc;
+void stats_record_cycle(const struct gc_cycle_info *ci, uint64_t pause_ns, uint64_t end_wall);
+
+/* ---- trace.c: gctrace --------------------------------------------------------- */
+size_t trace_fmt_ms(char *buf, size_t len, uint64_t ns);
+size_t trace_format_gctrace(char *buf, size_t len, const struct gc_cycle_info *ci,
+                            unsigned cpu_percent);
+void trace_cycle(const struct gc_cycle_info *ci, unsigned cpu_percent);
+
+/* ---- options.c: environment ------------------------------------------------------- */
+#include "options.h"
+
+/* ---- init.c ------------------------------------------------------------------------ */
+extern atomic_word gc_initialized;
+void init_ensure(void);
+static inline struct mutator *self_or_register(void)
+{
+    struct mutator *m = alloc_self;
+    if (unlikely(!m)) {
+        init_ensure();
+        m = alloc_self ? alloc_self : stw_register_self(true);
+    }
+    return m;
+}
+
+#endif /* TRICOLOR_INTERNAL_H */

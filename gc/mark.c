@@ -1,0 +1,152 @@
+/* mark.c - grey work and conservative scanning.
+ *
+ * The tri-color abstraction: white objects have no mark bit, grey objects have their
+ * mark bit and sit on the mark stack waiting to be scanned, black objects have their
+ * mark bit and have been scanned.  Marking ends when no grey object is left; then every
+ * object reachable from the roots is black and every white object is garbage.  The
+ * invariant that makes this sound while nothing else runs: a black object never points
+ * to a white one, because scanning an object shades (marks and pushes) all it points
+ * to before the object counts as black.
+ *
+ * The mark stack is an explicit array, never recursion, and its memory is bounded
+ * (max_cap entries).  When it is full the object is marked but not pushed and the state
+ * records an overflow; mark_drain then rescans every marked object in the heap, which
+ * re-discovers the unscanned ones' white children, until a pass ends with no overflow.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+void mark_init(struct mark_state *ms, size_t max_entries)
+{
+    memset(ms, 0, sizeof *ms);
+    ms->max_cap = max_entries;
+}
+
+void mark_destroy(struct mark_state *ms)
+{
+    if (ms->stack)
+        os_unmap(ms->stack, ms->cap * sizeof *ms->stack, SYS_GC);
+    ms->stack = NULL;
+    ms->cap = ms->top = 0;
+}
+
+static bool grow(struct mark_state *ms)
+{
+    size_t cap = ms->cap ? ms->cap * 2 : 4096;
+    if (cap > ms->max_cap)
+        cap = ms->max_cap;
+    if (cap <= ms->cap)
+        return false;
+    struct mark_range *v = os_map(cap * sizeof *v, SYS_GC);
+    if (!v)
+        return false;
+    if (ms->stack) {
+        memcpy(v, ms->stack, ms->top * sizeof *v);
+        os_unmap(ms->stack, ms->cap * sizeof *v, SYS_GC);
+    }
+    ms->stack = v;
+    ms->cap = cap;
+    return true;
+}
+
+static inline void push(struct mark_state *ms, uintptr_t lo, uintptr_t hi)
+{
+    if (unlikely(ms->top == ms->cap) && !grow(ms)) {
+        ms->overflowed = true;
+        return;
+    }
+    ms->stack[ms->top].lo = lo;
+    ms->stack[ms->top].hi = hi;
+    ms->top++;
+}
+
+static inline size_t obj_size(const struct span *s)
+{
+    return s->cls ? s->size : (size_t)s->npages * PAGE_SIZE;
+}
+
+/* Shade the object w points into, if any: set its mark bit and make it grey. */
+static inline void shade(struct mark_state *ms, uintptr_t w)
+{
+    struct span *s = heap_span_of(w);
+    if (!s || s->state < SPAN_SMALL)
+        return;
+    uint32_t i = span_index(s, w);
+    if (i >= s->nelems)
+        return;
+    AO_t bit = (AO_t)1 << (i & 63);
+    if (!(AO_load(&s->alloc_bits[i >> 6]) & bit))
+        return;   /* a free slot: never resurrect it */
+    for (;;) {
+        AO_t old = AO_load(&s->mark_bits[i >> 6]);
+        if (old & bit)
+            return;   /* already grey or black */
+        if (AO_compare_and_swap(&s->mark_bits[i >> 6], old, old | bit))
+            break;
+    }
+    size_t size = obj_size(s);
+    ms->objects_marked++;
+    ms->bytes_marked += size;
+    if (!s->noscan) {
+        uintptr_t base = s->base + (uintptr_t)i * s->size;
+        push(ms, base, base + size);
+    }
+}
+
+/* Read every aligned word of [lo, hi) once and shade what it points to.  The memory
+ * may belong to anyone (a stack, a data segment, an object being written), so the
+ * sanitizers are told to look away. */
+NO_SANITIZE void mark_scan_range(struct mark_state *ms, uintptr_t lo, uintptr_t hi)
+{
+    uintptr_t hlo = AO_load(&heap.lo), hspan = AO_load(&heap.hi) - hlo;
+    lo = (lo + sizeof(uintptr_t) - 1) & ~(uintptr_t)(sizeof(uintptr_t) - 1);
+    hi &= ~(uintptr_t)(sizeof(uintptr_t) - 1);
+    for (uintptr_t p = lo; p < hi; p += sizeof(uintptr_t)) {
+        uintptr_t w = *(volatile const uintptr_t *)p;
+        if (w - hlo < hspan)
+            shade(ms, w);
+    }
+    ms->bytes_scanned += hi > lo ? hi - lo : 0;
+}
+
+static void rescan_span(struct span *s, void *arg)
+{
+    struct mark_state *ms = arg;
+    if (s->noscan)
+        return;
+    for (uint32_t i = 0; i < s->nelems; i++)
+        if (AO_load(&s->mark_bits[i >> 6]) & ((AO_t)1 << (i & 63))) {
+            uintptr_t base = s->base + (uintptr_t)i * s->size;
+            mark_scan_range(ms, base, base + obj_size(s));
+            while (ms->top > 0) {
+                struct mark_range r = ms->stack[--ms->top];
+                mark_scan_range(ms, r.lo, r.hi);
+            }
+        }
+}
+
+void mark_drain(struct mark_state *ms)
+{
+    for (;;) {
+        while (ms->top > 0) {
+            struct mark_range r = ms->stack[--ms->top];
+            mark_scan_range(ms, r.lo, r.hi);
+        }
+        if (!ms->overflowed)
+            return;
+        /* Some marked objects were never scanned: rescan all marked objects. */
+        ms->overflowed = false;
+        heap_for_each_span(rescan_span, ms);
+    }
+}
+
+bool mark_is_marked(uintptr_t obj)
+{
+    struct span *s;
+    uintptr_t base = heap_find_object(obj, &s);
+    if (!base)
+        return false;
+    uint32_t i = span_index(s, base);
+    return AO_load(&s->mark_bits[i >> 6]) & ((AO_t)1 << (i & 63));
+}

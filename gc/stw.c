@@ -1,0 +1,311 @@
+/* stw.c - the thread registry, and stopping and resuming the world.
+ *
+ * Every thread that touches the heap is registered: its stack bounds are known and it
+ * can be stopped.  The world is stopped with a signal (GCDEBUG=stopsignal, SIGPWR by
+ * default): the handler saves the thread's registers and stack pointer, acknowledges,
+ * and waits in sigsuspend for the resume signal.  Host code needs no safepoint polls,
+ * and a thread blocked in a system call stops too.  A thread inside the allocator (a
+ * "critical section": it may hold a collector lock or a half-updated cache) defers the
+ * stop until it leaves, so the collector never sees the heap mid-update.
+ *
+ * Lock order: cycle.lock -> stw_registry_lock -> (heap, central, roots) locks.  The
+ * registry lock is only ever taken outside a critical section; the others only inside
+ * one or by the collector with the world stopped.  Nothing here calls malloc or stdio
+ * while the world is stopped: a stopped thread may hold their locks.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <errno.h>
+#include <semaphore.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+pthread_mutex_t stw_registry_lock = PTHREAD_MUTEX_INITIALIZER;
+struct mutator *stw_threads;
+int stw_nthreads;
+
+static pthread_key_t exit_key;
+static sem_t ack_sem;
+static atomic_word stop_seq;        /* current stop request */
+static atomic_word resume_seq;      /* last request that was resumed */
+static uint64_t stop_start_ns;
+static int stop_sig, resume_sig;
+static struct mutator *stopper;     /* the thread stopping the world */
+
+static void stop_here(struct mutator *m, const void *uctx)
+{
+    AO_t seq = AO_load_acquire(&stop_seq);
+    if (AO_load(&m->stop_seq) == seq || AO_load(&resume_seq) == seq)
+        return;   /* a duplicate or stale request */
+    if (uctx)
+        memcpy(&m->stopped_ctx, uctx, sizeof m->stopped_ctx);
+    else
+        getcontext(&m->stopped_ctx);
+    volatile uintptr_t here = 0;
+    m->stopped_sp = (uintptr_t)&here;
+    m->stop_ns = os_now_ns() - stop_start_ns;
+    AO_store_release(&m->stop_seq, seq);
+    sem_post(&ack_sem);
+
+    sigset_t wait_mask;
+    pthread_sigmask(SIG_BLOCK, NULL, &wait_mask);
+    sigdelset(&wait_mask, resume_sig);
+    while (AO_load_acquire(&resume_seq) != seq)
+        sigsuspend(&wait_mask);
+    m->stopped_sp = 0;
+    sem_post(&ack_sem);
+}
+
+static void on_stop_signal(int sig, siginfo_t *info, void *uctx)
+{
+    (void)sig;
+    (void)info;
+    int saved = errno;
+    struct mutator *m = alloc_self;
+    if (m && m != stopper) {
+        if (m->critical)
+            m->stop_pending = 1;   /* stops in critical_leave */
+        else
+            stop_here(m, uctx);
+    }
+    errno = saved;
+}
+
+static void on_resume_signal(int sig)
+{
+    (void)sig;   /* only wakes sigsuspend */
+}
+
+void stw_park_pending(struct mutator *m)
+{
+    int saved = errno;
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, resume_sig);
+    sigaddset(&block, stop_sig);
+    /* Block the resume signal so it cannot slip in between the check and sigsuspend. */
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    m->stop_pending = 0;
+    stop_here(m, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = saved;
+}
+
+static void on_thread_exit(void *arg)
+{
+    struct mutator *m = arg;
+    if (m && alloc_self == m)
+        stw_unregister_self();
+}
+
+void stw_init(void)
+{
+    stop_sig = opt.stopsignal;
+    resume_sig = opt.resumesignal;
+    if (stop_sig == resume_sig)
+        gc_fatal_("GCDEBUG: stopsignal and resumesignal must differ (both %d)", stop_sig);
+    sem_init(&ack_sem, 0, 0);
+    pthread_key_create(&exit_key, on_thread_exit);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_stop_signal;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigfillset(&sa.sa_mask);   /* nothing interrupts the handler; sigsuspend opens resume */
+    if (sigaction(stop_sig, &sa, NULL) != 0)
+        gc_fatal_("cannot install the stop signal handler (signal %d)", stop_sig);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_resume_signal;
+    sa.sa_flags = SA_RESTART;
+    sigfillset(&sa.sa_mask);
+    if (sigaction(resume_sig, &sa, NULL) != 0)
+        gc_fatal_("cannot install the resume signal handler (signal %d)", resume_sig);
+}
+
+struct mutator *stw_register_self(bool automatic)
+{
+    if (alloc_self)
+        return alloc_self;
+    struct mutator *m = alloc_mutator_new();
+    if (!m)
+        return NULL;
+    m->thread = pthread_self();
+    m->tid = os_gettid();
+    m->auto_registered = automatic;
+    if (os_thread_stack(&m->stack_lo, &m->stack_hi) != 0) {
+        gc_warn_("cannot find the stack of thread %d: not registered", (int)m->tid);
+        alloc_mutator_free(m);
+        return NULL;
+    }
+    /* The stop signal must reach this thread. */
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, stop_sig);
+    pthread_sigmask(SIG_UNBLOCK, &s, NULL);
+
+    pthread_mutex_lock(&stw_registry_lock);
+    m->next = stw_threads;
+    if (stw_threads)
+        stw_threads->prev = m;
+    stw_threads = m;
+    stw_nthreads++;
+    alloc_self = m;
+    pthread_mutex_unlock(&stw_registry_lock);
+    pthread_setspecific(exit_key, m);
+    return m;
+}
+
+void stw_unregister_self(void)
+{
+    struct mutator *m = alloc_self;
+    if (!m)
+        return;
+    /* Give the cached spans back while still registered, so no collection can run
+     * while this thread's cache is half-returned. */
+    critical_enter(m);
+    alloc_flush_cache(m);
+    critical_leave(m);
+
+    pthread_mutex_lock(&stw_registry_lock);
+    if (m->prev)
+        m->prev->next = m->next;
+    else
+        stw_threads = m->next;
+    if (m->next)
+        m->next->prev = m->prev;
+    stw_nthreads--;
+    alloc_self = NULL;
+    heap_lock();
+    alloc_merge_counters(&alloc_dead_counters, &m->stats);
+    heap_unlock();
+    pthread_mutex_unlock(&stw_registry_lock);
+    pthread_setspecific(exit_key, NULL);
+    os_unmap(m, (sizeof(struct mutator) + 4095) & ~(size_t)4095, SYS_MCACHE);
+}
+
+/* Wait for n acknowledgements; name the threads that are late. */
+static void wait_acks(int n, AO_t seq, bool stopping)
+{
+    int timeout_ms = opt.stoptimeout;
+    while (n > 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += timeout_ms / 1000;
+        ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        if (sem_timedwait(&ack_sem, &ts) == 0) {
+            n--;
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        if (!stopping)
+            continue;
+        for (struct mutator *m = stw_threads; m; m = m->next)
+            if (m != stopper && AO_load(&m->stop_seq) != seq) {
+                char name[32] = "?";
+                pthread_getname_np(m->thread, name, sizeof name);
+                gc_warn_("thread %d (%s) has not stopped for the collector after %d ms: "
+                         "is signal %d blocked in it, or is it stuck in the allocator?",
+                         (int)m->tid, name, timeout_ms, stop_sig);
+            }
+        timeout_ms *= 2;   /* then keep waiting, less chattily */
+    }
+}
+
+uint64_t stw_stop_world(void)
+{
+    pthread_mutex_lock(&stw_registry_lock);
+    stopper = alloc_self;
+    AO_t seq = AO_load(&stop_seq) + 1;
+    stop_start_ns = os_now_ns();
+    AO_store_release(&stop_seq, seq);
+    int n = 0;
+    for (struct mutator *m = stw_threads; m; m = m->next) {
+        if (m == stopper)
+            continue;
+        int rc = pthread_kill(m->thread, stop_sig);
+        if (rc == 0)
+            n++;
+        else
+            gc_fatal_("cannot signal thread %d to stop (%s): did it exit without "
+                      "gc_unregister_thread?", (int)m->tid, strerror(rc));
+    }
+    wait_acks(n, seq, true);
+    return os_now_ns() - stop_start_ns;
+}
+
+void stw_start_world(void)
+{
+    AO_t seq = AO_load(&stop_seq);
+    AO_store_release(&resume_seq, seq);
+    int n = 0;
+    for (struct mutator *m = stw_threads; m; m = m->next) {
+        if (m == stopper)
+            continue;
+        if (pthread_kill(m->thread, resume_sig) == 0)
+            n++;
+    }
+    wait_acks(n, seq, false);
+    stopper = NULL;
+    pthread_mutex_unlock(&stw_registry_lock);
+}
+
+/* ---- public registration calls ------------------------------------------------------------ */
+
+int gc_register_thread(void)
+{
+    init_ensure();
+    return stw_register_self(false) ? 0 : -1;
+}
+
+int gc_unregister_thread(void)
+{
+    if (!alloc_self)
+        return -1;
+    stw_unregister_self();
+    return 0;
+}
+
+struct start_args {
+    void *(*fn)(void *);
+    void *arg;
+};
+
+static void *thread_start(void *p)
+{
+    struct start_args *a = p;
+    stw_register_self(false);
+    void *(*fn)(void *) = a->fn;
+    void *arg = a->arg;   /* now on this registered thread's stack */
+    gc_remove_roots(a, a + 1);
+    free(a);
+    void *r = fn(arg);
+    stw_unregister_self();
+    return r;
+}
+
+int gc_thread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
+{
+    init_ensure();
+    /* Until the new thread has registered, arg is reachable only through this block:
+     * make it a root for that long. */
+    struct start_args *a = malloc(sizeof *a);
+    if (!a)
+        return ENOMEM;
+    a->fn = fn;
+    a->arg = arg;
+    gc_add_roots(a, a + 1);
+    int rc = pthread_create(t, attr, thread_start, a);
+    if (rc != 0) {
+        gc_remove_roots(a, a + 1);
+        free(a);
+    }
+    return rc;
+}

@@ -26,6 +26,20 @@ void alloc_init(void)
             pthread_mutex_init(&alloc_central[k][c].lock, NULL);
 }
 
+void alloc_lock_all(void)
+{
+    for (int k = 0; k < 2; k++)
+        for (int c = 0; c <= NUM_CLASSES; c++)
+            pthread_mutex_lock(&alloc_central[k][c].lock);
+}
+
+void alloc_unlock_all(void)
+{
+    for (int k = 1; k >= 0; k--)
+        for (int c = NUM_CLASSES; c >= 0; c--)
+            pthread_mutex_unlock(&alloc_central[k][c].lock);
+}
+
 struct mutator *alloc_mutator_new(void)
 {
     size_t sz = (sizeof(struct mutator) + 4095) & ~(size_t)4095;

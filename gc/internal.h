@@ -221,6 +221,8 @@ extern struct central alloc_central[2][NUM_CLASSES + 1];
 extern atomic_word alloc_heap_live;           /* bytes allocated since the last mark + marked */
 
 void alloc_init(void);
+void alloc_lock_all(void);                      /* every central lock (fork) */
+void alloc_unlock_all(void);
 struct mutator *alloc_mutator_new(void);
 void alloc_mutator_free(struct mutator *m);      /* flushes and merges its counters */
 void alloc_flush_cache(struct mutator *m);      /* world stopped or m is the caller */
@@ -248,7 +250,9 @@ static inline void critical_leave(struct mutator *m)
 /* ---- roots.c: stacks, registers, data segments, registered ranges ----------- */
 struct mark_state;
 void roots_init(void);
-void roots_prepare(void);                             /* before the world stops */
+void roots_prepare(void);
+void roots_lock_all(void);                            /* fork */
+void roots_unlock_all(void);                             /* before the world stops */
 uint64_t roots_scan_globals(struct mark_state *ms);   /* bytes scanned */
 uint64_t roots_scan_stacks(struct mark_state *ms);    /* world stopped; bytes scanned */
 

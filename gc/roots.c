@@ -44,6 +44,8 @@ static bool range_push(struct range_list *l, uintptr_t lo, uintptr_t hi)
 }
 
 void roots_init(void) {}
+void roots_lock_all(void) { pthread_mutex_lock(&roots_lock); }
+void roots_unlock_all(void) { pthread_mutex_unlock(&roots_lock); }
 
 /* ---- registered ranges ------------------------------------------------------------------ */
 

@@ -101,6 +101,58 @@ static void on_thread_exit(void *arg)
         stw_unregister_self();
 }
 
+/* fork: the child inherits one thread.  Hold every collector lock across fork()
+ * so none is copied mid-update, and drop the threads that did not come along. */
+static void atfork_prepare(void)
+{
+    pthread_mutex_lock(&cycle.lock);
+    pthread_mutex_lock(&stw_registry_lock);
+    alloc_lock_all();
+    heap_lock();
+    roots_lock_all();
+    pthread_mutex_lock(&stats_gc.lock);
+}
+
+static void atfork_parent(void)
+{
+    pthread_mutex_unlock(&stats_gc.lock);
+    roots_unlock_all();
+    heap_unlock();
+    alloc_unlock_all();
+    pthread_mutex_unlock(&stw_registry_lock);
+    pthread_mutex_unlock(&cycle.lock);
+}
+
+static void atfork_child(void)
+{
+    atfork_parent();
+    sem_destroy(&ack_sem);
+    sem_init(&ack_sem, 0, 0);
+    pthread_mutex_lock(&stw_registry_lock);
+    struct mutator *gone = NULL;
+    for (struct mutator *m = stw_threads, *next; m; m = next) {
+        next = m->next;
+        if (m == alloc_self)
+            continue;
+        if (m->prev)
+            m->prev->next = m->next;
+        else
+            stw_threads = m->next;
+        if (m->next)
+            m->next->prev = m->prev;
+        stw_nthreads--;
+        m->next = gone;
+        gone = m;
+    }
+    pthread_mutex_unlock(&stw_registry_lock);
+    /* Their caches go back and their counters into the exited threads' totals. */
+    while (gone) {
+        struct mutator *m = gone;
+        gone = m->next;
+        alloc_mutator_free(m);
+    }
+}
+
 void stw_init(void)
 {
     stop_sig = opt.stopsignal;
@@ -109,6 +161,7 @@ void stw_init(void)
         gc_fatal_("GCDEBUG: stopsignal and resumesignal must differ (both %d)", stop_sig);
     sem_init(&ack_sem, 0, 0);
     pthread_key_create(&exit_key, on_thread_exit);
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

@@ -39,7 +39,7 @@ demo)
     ;;
 check)
     make -j"$jobs" check
-    make -j"$jobs" distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror
+    make -j"$jobs" distcheck DISTCHECK_CONFIGURE_FLAGS="--enable-werror --enable-debug"
     ;;
 "") ;;
 *)

@@ -96,11 +96,15 @@ void cycle_run(bool forced)
 
     /* ---- STW2: mark termination, then sweep ---- */
     set_phase(PHASE_MARK_TERM);
+    if (GC_DEBUG_BUILD)
+        verify_no_black_to_white();
     ci.heap_end = AO_load(&alloc_heap_live);
     struct sweep_result sr;
     memset(&sr, 0, sizeof sr);
     set_phase(PHASE_SWEEP);
     sweep_all(&sr);
+    if (GC_DEBUG_BUILD)
+        verify_heap();
     ci.heap_live = sr.live_bytes;
     AO_store(&alloc_heap_live, sr.live_bytes);
     cycle.last_live = sr.live_bytes;

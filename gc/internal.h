@@ -324,6 +324,16 @@ struct stats_gc {                  /* collector figures, updated at each cycle e
 };
 extern struct stats_gc stats_gc;
 void stats_record_cycle(const struct gc_cycle_info *ci, uint64_t pause_ns, uint64_t end_wall);
+struct stats_sum {
+    uint64_t nmalloc[NUM_CLASSES + 1], nfree[NUM_CLASSES + 1];   /* small, per class */
+    uint64_t mallocs, frees;            /* all objects, tiny ones counted in both */
+    uint64_t alloc_bytes, freed_bytes;  /* cumulative */
+};
+void stats_sum(struct stats_sum *t);    /* registry + heap locks held, or world stopped */
+
+/* ---- verify.c: the debug verifier (world stopped) ------------------------------- */
+void verify_no_black_to_white(void);    /* after mark, before sweep */
+void verify_heap(void);                 /* after sweep */
 
 /* ---- trace.c: gctrace --------------------------------------------------------- */
 size_t trace_fmt_ms(char *buf, size_t len, uint64_t ns);

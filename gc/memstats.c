@@ -29,51 +29,57 @@ void stats_record_cycle(const struct gc_cycle_info *ci, uint64_t pause_ns, uint6
     pthread_mutex_unlock(&stats_gc.lock);
 }
 
+/* The counters, summed.  The caller holds the registry and heap locks, or has stopped
+ * the world. */
+void stats_sum(struct stats_sum *t)
+{
+    struct alloc_counters sum;
+    memset(&sum, 0, sizeof sum);
+    memset(t, 0, sizeof *t);
+    for (struct mutator *m = stw_threads; m; m = m->next)
+        alloc_merge_counters(&sum, &m->stats);
+    alloc_merge_counters(&sum, &alloc_dead_counters);
+    for (int c = 1; c <= NUM_CLASSES; c++) {
+        t->nmalloc[c] = AO_load(&sum.nmalloc[c]);
+        t->nfree[c] = AO_load(&sum.nfree[c]) + AO_load(&sweep_nfree[c]);
+        t->mallocs += t->nmalloc[c];
+        t->frees += t->nfree[c];
+        t->alloc_bytes += t->nmalloc[c] * sc_table[c].size;
+        t->freed_bytes += t->nfree[c] * sc_table[c].size;
+    }
+    uint64_t tiny = AO_load(&sum.tiny_allocs);
+    t->mallocs += AO_load(&sum.nmalloc[0]) + tiny;
+    t->frees += AO_load(&sum.nfree[0]) + AO_load(&sweep_nfree[0]) + tiny;
+    t->alloc_bytes += AO_load(&sum.large_alloc_bytes);
+    t->freed_bytes += AO_load(&sum.large_free_bytes) + AO_load(&sweep_large_free_bytes);
+}
+
 void gc_read_memstats(struct gc_memstats *ms)
 {
     init_ensure();
     memset(ms, 0, sizeof *ms);
-    struct alloc_counters sum;
-    memset(&sum, 0, sizeof sum);
+    struct stats_sum t;
 
     pthread_mutex_lock(&stw_registry_lock);
     /* Holding the registry lock, no collection can start: no critical section needed. */
     heap_lock();
-    for (struct mutator *m = stw_threads; m; m = m->next)
-        alloc_merge_counters(&sum, &m->stats);
-    alloc_merge_counters(&sum, &alloc_dead_counters);
-    uint64_t nfree_sweep[NUM_CLASSES + 1];
-    for (int c = 0; c <= NUM_CLASSES; c++)
-        nfree_sweep[c] = AO_load(&sweep_nfree[c]);
-    uint64_t large_swept = AO_load(&sweep_large_free_bytes);
+    stats_sum(&t);
     uint64_t pages_mapped = heap.pages_mapped, pages_inuse = heap.pages_inuse;
     uint64_t pages_released = heap.pages_released, spans_inuse = heap.spans_inuse;
     int nthreads = stw_nthreads;
     heap_unlock();
     pthread_mutex_unlock(&stw_registry_lock);
 
-    uint64_t mallocs = 0, frees = 0, alloc_bytes = 0, freed_bytes = 0;
     for (int c = 1; c <= NUM_CLASSES; c++) {
-        uint64_t nm = AO_load(&sum.nmalloc[c]), nf = AO_load(&sum.nfree[c]) + nfree_sweep[c];
         ms->by_size[c].size = sc_table[c].size;
-        ms->by_size[c].mallocs = nm;
-        ms->by_size[c].frees = nf;
-        mallocs += nm;
-        frees += nf;
-        alloc_bytes += nm * sc_table[c].size;
-        freed_bytes += nf * sc_table[c].size;
+        ms->by_size[c].mallocs = t.nmalloc[c];
+        ms->by_size[c].frees = t.nfree[c];
     }
-    uint64_t tiny = AO_load(&sum.tiny_allocs);
-    mallocs += AO_load(&sum.nmalloc[0]) + tiny;
-    frees += AO_load(&sum.nfree[0]) + nfree_sweep[0] + tiny;
-    alloc_bytes += AO_load(&sum.large_alloc_bytes);
-    freed_bytes += AO_load(&sum.large_free_bytes) + large_swept;
-
-    ms->mallocs = mallocs;
-    ms->frees = frees;
-    ms->heap_objects = mallocs - frees;
-    ms->total_alloc = alloc_bytes;
-    ms->heap_alloc = ms->alloc = alloc_bytes - freed_bytes;
+    ms->mallocs = t.mallocs;
+    ms->frees = t.frees;
+    ms->heap_objects = t.mallocs - t.frees;
+    ms->total_alloc = t.alloc_bytes;
+    ms->heap_alloc = ms->alloc = t.alloc_bytes - t.freed_bytes;
     ms->heap_sys = pages_mapped * PAGE_SIZE;
     ms->heap_inuse = pages_inuse * PAGE_SIZE;
     ms->heap_idle = ms->heap_sys - ms->heap_inuse;

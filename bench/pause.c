@@ -1,0 +1,77 @@
+/* pause.c - stop-the-world pauses with a large live heap: LIVE_MB of small objects
+ * (a binary tree of 32-byte nodes plus 64-byte leaves), then churn: short-lived
+ * garbage and some live edits, while the longest gap between allocation batches is
+ * recorded as the stall the mutator sees.  Usage: pause [live_mb] [churn_mb]
+ */
+#include "peer.h"
+
+struct node {
+    struct node *left, *right;
+    long id;
+    long pad;
+};
+
+static struct node *build(long *next_id, int depth)
+{
+    struct node *n = peer_alloc(sizeof *n);
+    if (!n) {
+        fprintf(stderr, "pause: out of memory\n");
+        exit(1);
+    }
+    n->id = (*next_id)++;
+    if (depth > 0) {
+        n->left = build(next_id, depth - 1);
+        n->right = build(next_id, depth - 1);
+    }
+    return n;
+}
+
+static long count(struct node *n)
+{
+    return n ? 1 + count(n->left) + count(n->right) : 0;
+}
+
+int main(int argc, char **argv)
+{
+    long live_mb = argc > 1 ? atol(argv[1]) : 100;
+    long churn_mb = argc > 2 ? atol(argv[2]) : 4 * live_mb;
+    peer_init();
+    int depth = 0;
+    while ((2L << (depth + 1)) * (long)sizeof(struct node) <= live_mb << 20)
+        depth++;
+    long ids = 0;
+    double t0 = bench_now(), c0 = bench_cpu();
+    struct node *root = build(&ids, depth);
+    double build_s = bench_now() - t0;
+
+    double max_gap = 0, last = bench_now();
+    long churned = 0, batch = 0;
+    unsigned seed = 12345;
+    while (churned < churn_mb << 20) {
+        struct node *g = peer_alloc(sizeof *g);    /* garbage */
+        g->id = churned;
+        churned += sizeof *g;
+        if (++batch == 1000) {
+            batch = 0;
+            /* A live edit: replace a random subtree leaf with a new node. */
+            seed = seed * 1103515245 + 12345;
+            struct node *n = root;
+            for (int d = 0; d < depth - 1 && n->left; d++)
+                n = (seed >> (d % 16)) & 1 ? n->left : n->right;
+            struct node *x = peer_alloc(sizeof *x);
+            x->id = ids++;
+            peer_free(n->left);
+            n->left = x;
+            double now = bench_now();
+            if (now - last > max_gap)
+                max_gap = now - last;
+            last = now;
+        }
+    }
+    long nodes = count(root);
+    char extra[160];
+    snprintf(extra, sizeof extra, "live_mb=%ld nodes=%ld build_s=%.3f max_stall_ms=%.3f",
+             live_mb, nodes, build_s, max_gap * 1e3);
+    bench_report("pause", bench_now() - t0, bench_cpu() - c0, extra);
+    return 0;
+}

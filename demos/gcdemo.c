@@ -4,6 +4,7 @@
  * with GCDEBUG=gctrace=1 each cycle's line shows the heap growing to the goal and
  * falling back to the live set.  Usage: gcdemo [rounds]
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,9 +48,13 @@ int main(int argc, char **argv)
     }
     struct gc_memstats ms;
     gc_read_memstats(&ms);
+    uint64_t longest = 0;
+    for (unsigned i = 0; i < 256 && i < ms.num_gc; i++)
+        if (ms.pause_ns[i] > longest)
+            longest = ms.pause_ns[i];
     printf("rounds %d, checksum %ld: %u cycles, heap %.1f MB live of %.1f MB mapped, "
            "%llu objects, longest pause %.3f ms\n",
            rounds, checksum, ms.num_gc, ms.heap_alloc / 1048576.0, ms.heap_sys / 1048576.0,
-           (unsigned long long)ms.heap_objects, 0.0);
+           (unsigned long long)ms.heap_objects, longest / 1e6);
     return 0;
 }

@@ -15,27 +15,27 @@
 #include <string.h>
 
 __thread struct mutator *alloc_self __attribute__((tls_model("initial-exec")));
-struct central alloc_central[2][NUM_CLASSES + 1];
+struct central alloc_central[NUM_KINDS][NUM_CLASSES + 1];
 atomic_word alloc_heap_live;
 struct alloc_counters alloc_dead_counters;
 
 void alloc_init(void)
 {
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < NUM_KINDS; k++)
         for (int c = 0; c <= NUM_CLASSES; c++)
             pthread_mutex_init(&alloc_central[k][c].lock, NULL);
 }
 
 void alloc_lock_all(void)
 {
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < NUM_KINDS; k++)
         for (int c = 0; c <= NUM_CLASSES; c++)
             pthread_mutex_lock(&alloc_central[k][c].lock);
 }
 
 void alloc_unlock_all(void)
 {
-    for (int k = 1; k >= 0; k--)
+    for (int k = NUM_KINDS - 1; k >= 0; k--)
         for (int c = NUM_CLASSES; c >= 0; c--)
             pthread_mutex_unlock(&alloc_central[k][c].lock);
 }
@@ -132,7 +132,7 @@ static void partial_remove(struct central *c, struct span *s)
 
 void alloc_release_span(struct span *s)
 {
-    struct central *c = &alloc_central[s->noscan][s->cls];
+    struct central *c = &alloc_central[s->kind][s->cls];
     pthread_mutex_lock(&c->lock);
     if (!s->cached && !s->in_partial && span_has_free(s))
         partial_push(c, s);
@@ -149,7 +149,7 @@ static void slot_drop(struct cache_slot *k)
         unreserve(s, k->word, k->free);
         atomic_add(&alloc_heap_live, -(AO_t)((uint64_t)__builtin_popcountll(k->free) * k->size));
     }
-    struct central *c = &alloc_central[s->noscan][s->cls];
+    struct central *c = &alloc_central[s->kind][s->cls];
     pthread_mutex_lock(&c->lock);
     s->cached = 0;
     if (!s->in_partial && span_has_free(s))
@@ -160,23 +160,29 @@ static void slot_drop(struct cache_slot *k)
 
 void alloc_flush_cache(struct mutator *m)
 {
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < NUM_KINDS; k++)
         for (int c = 1; c <= NUM_CLASSES; c++)
             slot_drop(&m->cache[k][c]);
     m->tiny = 0;   /* the block may die in the coming sweep: never reuse it after */
     m->tiny_off = 0;
+    m->tiny_bounds = NULL;
 }
 
 /* ---- refilling a cache slot ------------------------------------------------------------ */
 
-static struct span *new_small_span(unsigned noscan, unsigned cls)
+static struct span *new_small_span(unsigned kind, unsigned cls)
 {
     const struct size_class *k = &sc_table[cls];
+    atomic_word *bounds = NULL;
+    if (kind == KIND_TINY && !(bounds = heap_tiny_bounds_alloc()))
+        return NULL;
     struct span *s = heap_alloc_span(k->npages);
     if (!s)
-        return NULL;
+        return NULL;   /* bounds stays allocated: a later tiny span will not need it */
     s->cls = (uint8_t)cls;
-    s->noscan = (uint8_t)noscan;
+    s->kind = (uint8_t)kind;
+    s->noscan = kind != KIND_SCAN;
+    s->tiny_bounds = bounds;
     s->size = k->size;
     s->nelems = k->nelems;
     s->div_mul = k->div_mul;
@@ -192,7 +198,7 @@ static struct span *new_small_span(unsigned noscan, unsigned cls)
 
 /* Find the next word with free slots in the slot's span, or a new span.  Returns
  * false when the heap cannot grow. */
-static bool slot_refill(struct cache_slot *k, unsigned noscan, unsigned cls)
+static bool slot_refill(struct cache_slot *k, unsigned kind, unsigned cls)
 {
     struct span *s = k->span;
     if (s) {
@@ -207,7 +213,7 @@ static bool slot_refill(struct cache_slot *k, unsigned noscan, unsigned cls)
         }
         slot_drop(k);   /* full */
     }
-    struct central *c = &alloc_central[noscan][cls];
+    struct central *c = &alloc_central[kind][cls];
     for (;;) {
         pthread_mutex_lock(&c->lock);
         s = c->partial;
@@ -236,7 +242,7 @@ static bool slot_refill(struct cache_slot *k, unsigned noscan, unsigned cls)
         s->cached = 0;
         pthread_mutex_unlock(&c->lock);
     }
-    s = new_small_span(noscan, cls);
+    s = new_small_span(kind, cls);
     if (!s)
         return false;
     k->span = s;
@@ -257,12 +263,12 @@ static void maybe_collect(void)
         cycle_maybe_start();
 }
 
-static void *alloc_small_slow(struct mutator *m, unsigned noscan, unsigned cls, size_t n)
+static void *alloc_small_slow(struct mutator *m, unsigned kind, unsigned cls)
 {
     for (int attempt = 0;; attempt++) {
         critical_enter(m);
-        struct cache_slot *k = &m->cache[noscan][cls];
-        bool ok = k->free || slot_refill(k, noscan, cls);
+        struct cache_slot *k = &m->cache[kind][cls];
+        bool ok = k->free || slot_refill(k, kind, cls);
         if (ok) {
             uint64_t f = k->free;
             unsigned i = (unsigned)__builtin_ctzll(f);
@@ -282,12 +288,13 @@ static void *alloc_small_slow(struct mutator *m, unsigned noscan, unsigned cls, 
             errno = ENOMEM;
             return NULL;
         }
-        cycle_run(false);   /* out of memory: a full collection, then one more try */
+        if (AO_load(&cycle.disabled))
+            return NULL;
+        cycle_run(WHY_OOM);   /* out of memory: a full collection, then one more try */
     }
-    (void)n;
 }
 
-static void *alloc_large(struct mutator *m, size_t n, unsigned noscan)
+static void *alloc_large(struct mutator *m, size_t n, unsigned kind)
 {
     size_t npages = (n + PAGE_SIZE - 1) / PAGE_SIZE;
     if (n > ((size_t)1 << (ADDR_BITS - 2))) {
@@ -299,7 +306,9 @@ static void *alloc_large(struct mutator *m, size_t n, unsigned noscan)
         struct span *s = heap_alloc_span(npages);
         if (s) {
             s->cls = 0;
-            s->noscan = (uint8_t)noscan;
+            s->kind = (uint8_t)kind;
+            s->noscan = kind != KIND_SCAN;
+            s->tiny_bounds = NULL;
             s->size = (uint32_t)(npages * PAGE_SIZE > UINT32_MAX ? 0 : npages * PAGE_SIZE);
             s->nelems = 1;
             s->div_mul = 0;
@@ -313,21 +322,28 @@ static void *alloc_large(struct mutator *m, size_t n, unsigned noscan)
             bool z = s->needzero;
             s->state = SPAN_LARGE;
             size_t bytes = npages * PAGE_SIZE;
+            /* From here on the object must be held in this frame: once the critical
+             * section ends a collection may run, and the span descriptor is no root. */
+            void *p = (void *)s->base;
             counter_add(&m->stats.nmalloc[0], 1);
             counter_add(&m->stats.large_alloc_bytes, bytes);
             atomic_add(&alloc_heap_live, bytes);
             critical_leave(m);
             if (z)
-                memset((void *)s->base, 0, bytes);
+                memset(p, 0, bytes);
             maybe_collect();
-            return (void *)s->base;
+            return p;
         }
         critical_leave(m);
         if (attempt > 0) {
             errno = ENOMEM;
             return NULL;
         }
-        cycle_run(false);
+        if (AO_load(&cycle.disabled)) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        cycle_run(WHY_OOM);
     }
 }
 
@@ -335,6 +351,13 @@ static void *alloc_large(struct mutator *m, size_t n, unsigned noscan)
 static inline size_t object_size(const struct span *s)
 {
     return s->cls ? s->size : (size_t)s->npages * PAGE_SIZE;
+}
+
+/* Record a tiny object's extent in its block's bounds word (only this thread writes
+ * it while the block is its current one; readers load it whole). */
+static inline void tiny_record(atomic_word *w, size_t off, size_t n)
+{
+    AO_store(w, AO_load(w) | ((AO_t)1 << off) | ((AO_t)1 << (16 + off + n - 1)));
 }
 
 static void *alloc_tiny(struct mutator *m, size_t n)
@@ -345,24 +368,29 @@ static void *alloc_tiny(struct mutator *m, size_t n)
     if (m->tiny && off + n <= TINY_SIZE) {
         void *p = (void *)(m->tiny + off);
         m->tiny_off = off + n;
+        tiny_record(m->tiny_bounds, off, n);
         counter_add(&m->stats.tiny_allocs, 1);
         critical_leave(m);
         return p;
     }
     critical_leave(m);
-    void *block = alloc_small_slow(m, 1, 1, TINY_SIZE);
+    void *block = alloc_small_slow(m, KIND_TINY, 1);
     if (!block)
         return NULL;
     critical_enter(m);
-    /* A collection may have run inside alloc_small_slow; the block is ours either way. */
+    /* A collection may have run since the block was handed out (and reset m->tiny);
+     * the block survived it, since this frame holds it. */
+    struct span *s = heap_span_of((uintptr_t)block);
     m->tiny = (uintptr_t)block;
     m->tiny_off = n;
+    m->tiny_bounds = &s->tiny_bounds[span_index(s, (uintptr_t)block)];
+    tiny_record(m->tiny_bounds, 0, n);
     counter_add(&m->stats.tiny_allocs, 1);
     critical_leave(m);
     return block;
 }
 
-static inline void *alloc_object(size_t n, unsigned noscan)
+static inline void *alloc_object(size_t n, unsigned kind)
 {
     struct mutator *m = self_or_register();
     if (unlikely(!m)) {
@@ -372,10 +400,10 @@ static inline void *alloc_object(size_t n, unsigned noscan)
     if (unlikely(n == 0))
         n = 1;
     if (likely(n <= MAX_SMALL_SIZE)) {
-        if (noscan && n < TINY_SIZE)
+        if (kind == KIND_NOSCAN && n < TINY_SIZE)
             return alloc_tiny(m, n);
         unsigned cls = sc_of(n);
-        struct cache_slot *k = &m->cache[noscan][cls];
+        struct cache_slot *k = &m->cache[kind][cls];
         critical_enter(m);
         uint64_t f = k->free;
         if (likely(f)) {
@@ -391,13 +419,13 @@ static inline void *alloc_object(size_t n, unsigned noscan)
             return p;
         }
         critical_leave(m);
-        return alloc_small_slow(m, noscan, cls, n);
+        return alloc_small_slow(m, kind, cls);
     }
-    return alloc_large(m, n, noscan);
+    return alloc_large(m, n, kind);
 }
 
-void *gc_malloc(size_t size) { return alloc_object(size, 0); }
-void *gc_malloc_atomic(size_t size) { return alloc_object(size, 1); }
+void *gc_malloc(size_t size) { return alloc_object(size, KIND_SCAN); }
+void *gc_malloc_atomic(size_t size) { return alloc_object(size, KIND_NOSCAN); }
 
 void *gc_calloc(size_t n, size_t size)
 {
@@ -406,13 +434,13 @@ void *gc_calloc(size_t n, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    return alloc_object(total, 0);
+    return alloc_object(total, KIND_SCAN);
 }
 
 char *gc_strdup(const char *s)
 {
     size_t n = strlen(s) + 1;
-    char *p = alloc_object(n, 1);
+    char *p = alloc_object(n, KIND_NOSCAN);
     if (p)
         memcpy(p, s, n);
     return p;
@@ -425,25 +453,53 @@ static void bad_pointer(const char *fn, const void *p)
     gc_warn_("%s: %p is not a heap object", fn, p);
 }
 
-/* Tiny objects share 16-byte noscan blocks: a pointer inside one is a valid object. */
-static inline bool in_tiny_block(const struct span *s) { return s->noscan && s->cls == 1; }
-
-size_t gc_size(const void *p)
+/* The tiny object containing p, from its block's bounds word: its start, and its size
+ * in *size; 0 if p is in padding or in a part of the block not handed out. */
+static uintptr_t tiny_object(const struct span *s, uintptr_t block, uintptr_t p, size_t *size)
 {
-    if (!p)
+    uint64_t w = AO_load(&s->tiny_bounds[span_index(s, block)]);
+    unsigned off = (unsigned)(p - block);
+    uint64_t starts = w & 0xffff & ((2u << off) - 1);
+    if (!starts)
         return 0;
+    unsigned start = 63 - (unsigned)__builtin_clzll(starts);
+    uint64_t ends = (w >> 16) >> start;
+    if (!ends)
+        return 0;
+    unsigned end = start + (unsigned)__builtin_ctzll(ends) + 1;
+    if (off >= end)
+        return 0;
+    *size = end - start;
+    return block + start;
+}
+
+/* The object containing p and its size; tiny objects are told apart within their
+ * block.  0 if p is not inside an allocated object. */
+static uintptr_t find_object(const void *p, struct span **sp, size_t *size)
+{
     struct span *s;
     uintptr_t base = heap_find_object((uintptr_t)p, &s);
     if (!base)
         return 0;
-    if (in_tiny_block(s))
-        return TINY_SIZE - ((uintptr_t)p - base);
-    return object_size(s);
+    *sp = s;
+    if (s->kind == KIND_TINY)
+        return tiny_object(s, base, (uintptr_t)p, size);
+    *size = object_size(s);
+    return base;
+}
+
+size_t gc_size(const void *p)
+{
+    struct span *s;
+    size_t size;
+    return p && find_object(p, &s, &size) ? size : 0;
 }
 
 void *gc_base(const void *p)
 {
-    return (void *)heap_find_object((uintptr_t)p, NULL);
+    struct span *s;
+    size_t size;
+    return p ? (void *)find_object(p, &s, &size) : NULL;
 }
 
 void gc_free(void *p)
@@ -455,8 +511,9 @@ void gc_free(void *p)
         return;
     critical_enter(m);
     struct span *s;
-    uintptr_t base = heap_find_object((uintptr_t)p, &s);
-    if (base && base != (uintptr_t)p && in_tiny_block(s)) {
+    size_t size;
+    uintptr_t base = find_object(p, &s, &size);
+    if (base == (uintptr_t)p && s->kind == KIND_TINY) {
         critical_leave(m);   /* a tiny object cannot be freed alone: its block is collected */
         return;
     }
@@ -499,20 +556,19 @@ void *gc_realloc(void *p, size_t size)
     if (!p)
         return gc_malloc(size);
     struct span *s;
-    uintptr_t base = heap_find_object((uintptr_t)p, &s);
-    if (!base || (base != (uintptr_t)p && !in_tiny_block(s))) {
+    size_t have;
+    uintptr_t base = find_object(p, &s, &have);
+    if (base != (uintptr_t)p) {
         bad_pointer("gc_realloc", p);
         errno = EINVAL;
         return NULL;
     }
-    size_t have = gc_size(p);
     if (size <= have && size >= have / 2 && size > 0)
         return p;
-    void *q = alloc_object(size, s->noscan);
+    void *q = alloc_object(size, s->kind == KIND_SCAN ? KIND_SCAN : KIND_NOSCAN);
     if (!q)
         return NULL;
     memcpy(q, p, size < have ? size : have);
-    if (!in_tiny_block(s))
-        gc_free(p);
+    gc_free(p);   /* a tiny object's block is left to the collector */
     return q;
 }

@@ -37,7 +37,7 @@ static bool auto_enabled(void)
 void cycle_maybe_start(void)
 {
     if (auto_enabled())
-        cycle_run(false);
+        cycle_run(WHY_PACER);
 }
 
 /* Collector CPU as Go accounts it: every stop-the-world nanosecond costs all procs. */
@@ -50,14 +50,14 @@ static unsigned cpu_percent(void)
     return f >= 1.0 ? 100 : (unsigned)(f * 100);
 }
 
-void cycle_run(bool forced)
+void cycle_run(enum cycle_why why)
 {
     struct mutator *self = self_or_register();
     if (!self)
         return;
     AO_t seen = AO_load(&cycle.num_gc);
     pthread_mutex_lock(&cycle.lock);
-    if (!forced) {
+    if (why == WHY_PACER) {
         /* Another thread may have collected while this one waited for the lock. */
         if (AO_load(&cycle.num_gc) != seen ||
             AO_load(&alloc_heap_live) < AO_load(&cycle.next_gc)) {
@@ -68,7 +68,7 @@ void cycle_run(bool forced)
     struct gc_cycle_info ci;
     memset(&ci, 0, sizeof ci);
     ci.num = (uint32_t)AO_load(&cycle.num_gc) + 1;
-    ci.forced = forced;
+    ci.forced = why == WHY_FORCED;
     ci.procs = (uint32_t)opt.procs;
     ci.heap_goal = AO_load(&cycle.next_gc);
 
@@ -137,7 +137,7 @@ void cycle_run(bool forced)
 void gc_collect(void)
 {
     init_ensure();
-    cycle_run(true);
+    cycle_run(WHY_FORCED);
 }
 
 int gc_set_percent(int percent)
@@ -187,7 +187,7 @@ void gc_enable(void)
 void gc_free_os_memory(void)
 {
     init_ensure();
-    cycle_run(true);
+    cycle_run(WHY_FORCED);
     heap_release_free();
 }
 

@@ -55,6 +55,44 @@ static void desc_free(struct span *s)
     heap.free_descs = s;
 }
 
+/* ---- tiny-object bounds: one word per block of a tiny span, 4 KiB chunks ---------- */
+
+struct bounds_chunk {
+    struct bounds_chunk *next;
+};
+static struct bounds_chunk *free_bounds;   /* heap.lock */
+#define BOUNDS_BYTES (MAX_SPAN_OBJECTS * sizeof(atomic_word))
+
+atomic_word *heap_tiny_bounds_alloc(void)
+{
+    heap_lock();
+    if (!free_bounds) {
+        size_t slab = 64 << 10;
+        char *m = os_map(slab, SYS_GC);
+        if (!m) {
+            heap_unlock();
+            return NULL;
+        }
+        for (size_t off = 0; off < slab; off += BOUNDS_BYTES) {
+            struct bounds_chunk *c = (struct bounds_chunk *)(m + off);
+            c->next = free_bounds;
+            free_bounds = c;
+        }
+    }
+    struct bounds_chunk *c = free_bounds;
+    free_bounds = c->next;
+    heap_unlock();
+    memset(c, 0, BOUNDS_BYTES);
+    return (atomic_word *)c;
+}
+
+static void bounds_free(atomic_word *b)
+{
+    struct bounds_chunk *c = (struct bounds_chunk *)b;
+    c->next = free_bounds;
+    free_bounds = c;
+}
+
 /* ---- the page map ---------------------------------------------------------------- */
 
 static inline struct span **map_slot(uintptr_t p)
@@ -133,47 +171,82 @@ static struct span *bin_find(size_t n)
     return best;
 }
 
-/* ---- growing: a new arena (or several, for a huge object) ----------------------- */
+/* Merge s with a free neighbour n (n already out of its bin). */
+static void absorb(struct span *s, struct span *n)
+{
+    if (n->released != s->released) {
+        /* Mixed: count the whole run as not released (we may over-count RSS, never
+         * under-count it). */
+        if (n->released)
+            heap.pages_released -= n->npages;
+        if (s->released)
+            heap.pages_released -= s->npages;
+        s->released = 0;
+    }
+    s->needzero |= n->needzero;
+    if (n->base < s->base)
+        s->base = n->base;
+    s->npages += n->npages;
+    map_ends(n, NULL);   /* a free run's interior pages are already unmapped */
+    desc_free(n);
+}
 
+/* ---- growing: commit the next piece of reserved space --------------------------------- */
+
+/* Reserve fresh arenas (one, or several for a huge object) and register their maps. */
+static bool reserve(size_t bytes)
+{
+    size_t size = (bytes + ARENA_SIZE - 1) & ~(ARENA_SIZE - 1);
+    char *mem = os_reserve_aligned(size, ARENA_SIZE);
+    if (!mem)
+        return false;
+    for (size_t i = 0; i < size / ARENA_SIZE; i++) {
+        uintptr_t a = (uintptr_t)mem + i * ARENA_SIZE;
+        struct arena *ar = os_map(sizeof(struct arena), SYS_GC);
+        if (!ar)
+            return false;   /* the arenas registered so far stay, unused */
+        heap.arenas[a >> ARENA_SHIFT] = ar;
+        heap.arenas_mapped++;
+    }
+    /* Publish the bounds before any object in them can be handed out. */
+    if ((uintptr_t)mem < AO_load(&heap.lo))
+        AO_store_release(&heap.lo, (uintptr_t)mem);
+    if ((uintptr_t)mem + size > AO_load(&heap.hi))
+        AO_store_release(&heap.hi, (uintptr_t)mem + size);
+    /* What is left of the previous reservation is abandoned: address space only. */
+    heap.grow_next = (uintptr_t)mem;
+    heap.grow_end = (uintptr_t)mem + size;
+    return true;
+}
+
+/* A new free run of at least npages, committed from the reserved space and merged
+ * with a free run just before it.  Not in a bin yet. */
 static struct span *grow(size_t npages)
 {
-    size_t bytes = (npages * PAGE_SIZE + ARENA_SIZE - 1) & ~(ARENA_SIZE - 1);
+    size_t bytes = (npages * PAGE_SIZE + GROW_CHUNK - 1) & ~(GROW_CHUNK - 1);
     if (heap.grow_fail_for_test) {
         errno = ENOMEM;
         return NULL;
     }
-    char *mem = os_map_aligned(bytes, ARENA_SIZE, SYS_HEAP);
-    if (!mem)
+    if (heap.grow_end - heap.grow_next < bytes && !reserve(bytes))
         return NULL;
-    size_t narenas = bytes / ARENA_SIZE;
-    for (size_t i = 0; i < narenas; i++) {
-        uintptr_t a = (uintptr_t)mem + i * ARENA_SIZE;
-        struct arena *ar = os_map(sizeof(struct arena), SYS_GC);
-        if (!ar) {
-            /* Undo: the arenas already registered stay (they are valid, just empty). */
-            os_unmap(mem + i * ARENA_SIZE, bytes - i * ARENA_SIZE, SYS_HEAP);
-            bytes = i * ARENA_SIZE;
-            if (bytes == 0)
-                return NULL;
-            break;
-        }
-        heap.arenas[a >> ARENA_SHIFT] = ar;
-        heap.arenas_mapped++;
-    }
     struct span *s = desc_alloc();
-    if (!s) {
+    if (!s || os_commit((void *)heap.grow_next, bytes, SYS_HEAP) != 0) {
+        if (s)
+            desc_free(s);
         errno = ENOMEM;
-        return NULL;   /* the arenas stay mapped and reachable only by a later grow */
+        return NULL;
     }
-    s->base = (uintptr_t)mem;
+    s->base = heap.grow_next;
     s->npages = (uint32_t)(bytes / PAGE_SIZE);
     s->state = SPAN_FREE;
+    heap.grow_next += bytes;
     heap.pages_mapped += s->npages;
-    /* Publish the bounds before any object in them can be handed out. */
-    if ((uintptr_t)mem < AO_load(&heap.lo))
-        AO_store_release(&heap.lo, (uintptr_t)mem);
-    if ((uintptr_t)mem + bytes > AO_load(&heap.hi))
-        AO_store_release(&heap.hi, (uintptr_t)mem + bytes);
+    struct span *left = heap_span_of(s->base - 1);
+    if (left && left->state == SPAN_FREE) {
+        bin_remove(left);
+        absorb(s, left);
+    }
     return s;
 }
 
@@ -230,32 +303,16 @@ struct span *heap_alloc_span(size_t npages)
     return s;
 }
 
-/* Merge s with a free neighbour n (n already out of its bin). */
-static void absorb(struct span *s, struct span *n)
-{
-    if (n->released != s->released) {
-        /* Mixed: count the whole run as not released (we may over-count RSS, never
-         * under-count it). */
-        if (n->released)
-            heap.pages_released -= n->npages;
-        if (s->released)
-            heap.pages_released -= s->npages;
-        s->released = 0;
-    }
-    s->needzero |= n->needzero;
-    if (n->base < s->base)
-        s->base = n->base;
-    s->npages += n->npages;
-    map_clear(n);
-    desc_free(n);
-}
-
 static void free_locked(struct span *s)
 {
     GC_ASSERT(s->state == SPAN_SMALL || s->state == SPAN_LARGE);
     heap.pages_inuse -= s->npages;
     heap.spans_inuse--;
     map_clear(s);
+    if (s->tiny_bounds) {
+        bounds_free(s->tiny_bounds);
+        s->tiny_bounds = NULL;
+    }
     s->state = SPAN_FREE;
     s->needzero = 1;
     s->released = 0;

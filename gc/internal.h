@@ -71,7 +71,12 @@ static inline void counter_add(atomic_word *c, AO_t d)
 #define MAX_SPAN_OBJECTS 512
 #define BITMAP_WORDS (MAX_SPAN_OBJECTS / 64)
 #define TINY_SIZE 16                                 /* noscan objects below this share blocks */
+
+/* What a span's objects are: scanned, never scanned, or 16-byte blocks that pack
+ * several tiny noscan objects. */
+enum alloc_kind { KIND_SCAN, KIND_NOSCAN, KIND_TINY, NUM_KINDS };
 #define MIN_HEAP_GOAL ((uint64_t)4 << 20)
+#define GROW_CHUNK ((size_t)1 << 20)                 /* the heap is committed 1 MiB at a time */
 
 void gc_fatal_(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 void gc_warn_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -84,6 +89,8 @@ void *os_map(size_t size, enum sys_kind kind);       /* zeroed; NULL + ENOMEM on
 void *os_map_aligned(size_t size, size_t align, enum sys_kind kind);
 void os_unmap(void *p, size_t size, enum sys_kind kind);
 void *os_reserve(size_t size);                       /* address space only, never touched */
+void *os_reserve_aligned(size_t size, size_t align); /* inaccessible until committed */
+int os_commit(void *p, size_t size, enum sys_kind kind); /* 0, or -1 + ENOMEM */
 void os_release(void *p, size_t size);               /* madvise(DONTNEED): back to the OS */
 uint64_t os_now_ns(void);                            /* monotonic */
 uint64_t os_wall_ns(void);                           /* since the Unix epoch */
@@ -117,7 +124,8 @@ struct span {
     uint32_t npages;            /* length in pages */
     uint8_t state;              /* enum span_state */
     uint8_t cls;                /* size class, 0 for a large object */
-    uint8_t noscan;             /* objects hold no pointers: never scanned */
+    uint8_t kind;               /* enum alloc_kind */
+    uint8_t noscan;             /* kind != KIND_SCAN: objects are never scanned */
     uint8_t needzero;           /* memory may be dirty: zero objects on allocation */
     uint8_t released;           /* FREE spans: pages were returned to the OS */
     uint8_t in_partial;         /* on its central list of spans with free slots */
@@ -126,6 +134,8 @@ struct span {
     uint32_t nelems;            /* object slots */
     uint32_t div_mul;           /* see struct size_class */
     struct span *next, *prev;   /* free-run bin or central partial list */
+    atomic_word *tiny_bounds;   /* KIND_TINY: per block, bit o = an object starts at
+                                   offset o, bit 16 + e - 1 = an object ends at e */
     atomic_word alloc_bits[BITMAP_WORDS];  /* 1 = slot allocated (or reserved by a cache) */
     atomic_word mark_bits[BITMAP_WORDS];   /* 1 = reached in the current mark */
 };
@@ -151,6 +161,7 @@ struct heap {
     uint64_t pages_released;           /* free pages returned to the OS */
     uint64_t spans_inuse;
     uint64_t arenas_mapped;
+    uintptr_t grow_next, grow_end;     /* reserved but not yet committed address space */
     int grow_fail_for_test;            /* tests: pretend the OS refuses more memory */
 };
 extern struct heap heap;
@@ -172,9 +183,10 @@ static inline struct span *heap_span_of(uintptr_t p)
 /* Object containing p: its start and span, or 0 when p is not inside an allocated one. */
 uintptr_t heap_find_object(uintptr_t p, struct span **out);
 void heap_for_each_span(void (*fn)(struct span *s, void *arg), void *arg); /* world stopped */
+atomic_word *heap_tiny_bounds_alloc(void);           /* zeroed, MAX_SPAN_OBJECTS words */
 
 /* ---- alloc.c: thread caches, central lists, tiny and large objects ---------- */
-struct cache_slot {             /* one cached span for one (noscan, class) pair */
+struct cache_slot {             /* one cached span for one (kind, class) pair */
     uint64_t free;              /* free slots of bitmap word `word`, not handed out yet */
     uintptr_t base;             /* span base */
     uint32_t size;              /* object size */
@@ -183,7 +195,7 @@ struct cache_slot {             /* one cached span for one (noscan, class) pair 
     struct span *span;          /* NULL: nothing cached */
 };
 
-struct central {                /* spans of one (noscan, class) pair with free slots */
+struct central {                /* spans of one (kind, class) pair with free slots */
     pthread_mutex_t lock;
     struct span *partial;
 };
@@ -198,10 +210,11 @@ struct alloc_counters {
 };
 
 struct mutator {
-    struct cache_slot cache[2][NUM_CLASSES + 1];   /* [noscan][class] */
+    struct cache_slot cache[NUM_KINDS][NUM_CLASSES + 1];   /* [kind][class] */
     struct alloc_counters stats;
     uintptr_t tiny;             /* current tiny block, 0 if none */
     size_t tiny_off;            /* bytes used in it */
+    atomic_word *tiny_bounds;   /* its word in its span's tiny_bounds */
     volatile sig_atomic_t critical;   /* > 0: inside the allocator or a collector lock */
     volatile sig_atomic_t stop_pending; /* a stop request arrived while critical */
     /* Thread registry (stw.c) */
@@ -217,7 +230,7 @@ struct mutator {
 };
 
 extern __thread struct mutator *alloc_self __attribute__((tls_model("initial-exec")));
-extern struct central alloc_central[2][NUM_CLASSES + 1];
+extern struct central alloc_central[NUM_KINDS][NUM_CLASSES + 1];
 extern atomic_word alloc_heap_live;           /* bytes allocated since the last mark + marked */
 
 void alloc_init(void);
@@ -280,7 +293,6 @@ void mark_init(struct mark_state *ms, size_t max_entries);
 void mark_destroy(struct mark_state *ms);
 void mark_scan_range(struct mark_state *ms, uintptr_t lo, uintptr_t hi);
 void mark_drain(struct mark_state *ms);
-void mark_clear_all(void);                          /* world stopped */
 bool mark_is_marked(uintptr_t obj);
 
 /* ---- sweep.c ------------------------------------------------------------------ */
@@ -311,7 +323,12 @@ struct cycle_state {
 extern struct cycle_state cycle;
 void cycle_init(void);
 void cycle_maybe_start(void);      /* allocation crossed the goal; outside critical */
-void cycle_run(bool forced);
+enum cycle_why {
+    WHY_PACER,      /* the heap reached its goal (skipped if another thread just collected) */
+    WHY_FORCED,     /* gc_collect, gc_free_os_memory: counted in num_forced_gc */
+    WHY_OOM,        /* the page heap could not grow: always runs, not "forced" */
+};
+void cycle_run(enum cycle_why why);
 
 /* ---- memstats.c ----------------------------------------------------------------- */
 struct stats_gc {                  /* collector figures, updated at each cycle end */

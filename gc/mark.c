@@ -109,7 +109,8 @@ static inline void shade(struct mark_state *ms, struct arena *const *arenas, uin
  * sanitizers are told to look away. */
 NO_SANITIZE void mark_scan_range(struct mark_state *ms, uintptr_t lo, uintptr_t hi)
 {
-    uintptr_t hlo = AO_load(&heap.lo), hspan = AO_load(&heap.hi) - hlo;
+    uintptr_t hlo = AO_load(&heap.lo), hhi = AO_load(&heap.hi);
+    uintptr_t hspan = hhi > hlo ? hhi - hlo : 0;   /* no arena yet: nothing can match */
     struct arena *const *arenas = heap.arenas;
     lo = (lo + sizeof(uintptr_t) - 1) & ~(uintptr_t)(sizeof(uintptr_t) - 1);
     hi &= ~(uintptr_t)(sizeof(uintptr_t) - 1);

@@ -103,6 +103,35 @@ void *os_reserve(size_t size)
     return p == MAP_FAILED ? NULL : p;
 }
 
+/* Address space for heap arenas: reserved inaccessible, committed piece by piece with
+ * os_commit, so heap_sys (and the kernel's commit charge) follow what is used. */
+void *os_reserve_aligned(size_t size, size_t align)
+{
+    size_t len = size + align;
+    char *p = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    uintptr_t start = ((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1);
+    size_t head = start - (uintptr_t)p, tail = len - head - size;
+    if (head)
+        munmap(p, head);
+    if (tail)
+        munmap((char *)start + size, tail);
+    return (void *)start;
+}
+
+int os_commit(void *p, size_t size, enum sys_kind kind)
+{
+    if (mprotect(p, size, PROT_READ | PROT_WRITE) != 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    atomic_add(&os_sys_bytes[kind], size);
+    return 0;
+}
+
 void os_release(void *p, size_t size)
 {
     madvise(p, size, MADV_DONTNEED);

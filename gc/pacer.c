@@ -11,13 +11,11 @@ uint64_t pacer_heap_goal(uint64_t live, uint64_t roots, int percent)
 {
     if (percent < 0)
         return UINT64_MAX;
-    uint64_t base = live + roots;
-    uint64_t growth = base / 100 * (uint64_t)percent + base % 100 * (uint64_t)percent / 100;
-    uint64_t goal = live + growth;
-    uint64_t floor = MIN_HEAP_GOAL * (uint64_t)percent / 100;
+    /* 128-bit arithmetic: a goal that does not fit saturates instead of wrapping. */
+    unsigned __int128 base = (unsigned __int128)live + roots;
+    unsigned __int128 goal = live + base * (unsigned)percent / 100;
+    unsigned __int128 floor = (unsigned __int128)MIN_HEAP_GOAL * (unsigned)percent / 100;
     if (goal < floor)
         goal = floor;
-    if (goal < live)   /* overflow */
-        goal = UINT64_MAX;
-    return goal;
+    return goal > UINT64_MAX ? UINT64_MAX : (uint64_t)goal;
 }

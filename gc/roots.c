@@ -123,13 +123,28 @@ void roots_prepare(void)
     dl_iterate_phdr(phdr_callback, &index);
 }
 
+/* Scan [lo, hi) except the collector's own struct heap, which holds heap addresses
+ * (its bounds) that are not references.  It lies in the program's data segment when
+ * the collector is linked statically. */
+static uint64_t scan_segment(struct mark_state *ms, uintptr_t lo, uintptr_t hi)
+{
+    uintptr_t xlo = (uintptr_t)&heap, xhi = (uintptr_t)(&heap + 1);
+    if (xhi <= lo || xlo >= hi) {
+        mark_scan_range(ms, lo, hi);
+        return hi - lo;
+    }
+    if (lo < xlo)
+        mark_scan_range(ms, lo, xlo);
+    if (xhi < hi)
+        mark_scan_range(ms, xhi, hi);
+    return (xlo > lo ? xlo - lo : 0) + (hi > xhi ? hi - xhi : 0);
+}
+
 uint64_t roots_scan_globals(struct mark_state *ms)
 {
     uint64_t bytes = 0;
-    for (size_t i = 0; i < segments.n; i++) {
-        mark_scan_range(ms, segments.v[i].lo, segments.v[i].hi);
-        bytes += segments.v[i].hi - segments.v[i].lo;
-    }
+    for (size_t i = 0; i < segments.n; i++)
+        bytes += scan_segment(ms, segments.v[i].lo, segments.v[i].hi);
     pthread_mutex_lock(&roots_lock);   /* free: its holders are never stopped inside */
     for (size_t i = 0; i < added.n; i++) {
         mark_scan_range(ms, added.v[i].lo, added.v[i].hi);

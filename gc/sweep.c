@@ -37,6 +37,9 @@ static void sweep_span(struct span *s, void *arg)
         AO_t alloc = AO_load(&s->alloc_bits[w]), mark = AO_load(&s->mark_bits[w]);
         GC_ASSERT((mark & ~alloc) == 0);   /* mark bits only on allocated slots */
         freed += (uint32_t)__builtin_popcountll(alloc & ~mark);
+        if (s->tiny_bounds)   /* a freed block's tiny objects are gone */
+            for (AO_t f = alloc & ~mark; f; f &= f - 1)
+                AO_store(&s->tiny_bounds[w * 64 + (unsigned)__builtin_ctzll(f)], 0);
         live += (uint32_t)__builtin_popcountll(mark);
         AO_store(&s->alloc_bits[w], mark);
         AO_store(&s->mark_bits[w], 0);
@@ -58,7 +61,7 @@ static void sweep_span(struct span *s, void *arg)
 
 void sweep_all(struct sweep_result *r)
 {
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < NUM_KINDS; k++)
         for (int c = 1; c <= NUM_CLASSES; c++) {
             /* Rebuilt from scratch below. */
             struct central *cl = &alloc_central[k][c];

@@ -101,10 +101,10 @@ void verify_heap(void)
                   (unsigned long long)heap.pages_inuse, (unsigned long long)t.pages,
                   (unsigned long long)free_pages, (unsigned long long)heap.pages_mapped);
 
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < NUM_KINDS; k++)
         for (int c = 1; c <= NUM_CLASSES; c++)
             for (struct span *s = alloc_central[k][c].partial; s; s = s->next)
-                if (!s->in_partial || s->state != SPAN_SMALL || s->cls != c || s->noscan != k)
+                if (!s->in_partial || s->state != SPAN_SMALL || s->cls != c || s->kind != k)
                     gc_fatal_("verify: span %p on the wrong central list", (void *)s->base);
 
     struct stats_sum sum;

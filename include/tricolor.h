@@ -119,12 +119,14 @@ static inline void gc_write_pointer_(void **slot, void *value)
 }
 
 /* Statement: store the pointer value into the heap lvalue. */
+/* Each argument is evaluated exactly once. */
 #define GC_WRITE(lvalue, value)                                                   \
     do {                                                                          \
+        __typeof__(lvalue) *gc_write_p_ = &(lvalue);                              \
         __typeof__(lvalue) gc_write_v_ = (value);                                 \
         if (GC_UNLIKELY(gc_barrier_active_))                                      \
-            gc_write_barrier_slow_((void *)&(lvalue), (void *)(uintptr_t)gc_write_v_); \
-        (lvalue) = gc_write_v_;                                                   \
+            gc_write_barrier_slow_((void *)gc_write_p_, (void *)(uintptr_t)gc_write_v_); \
+        *gc_write_p_ = gc_write_v_;                                               \
     } while (0)
 
 GC_API void gc_write_range(void *dst, size_t len);

@@ -277,6 +277,7 @@ static void *alloc_small_slow(struct mutator *m, unsigned kind, unsigned cls)
             uint32_t size = k->size;
             bool z = k->needzero;
             counter_add(&m->stats.nmalloc[cls], 1);
+            HOLD_POINTER(p);
             critical_leave(m);
             if (z)
                 memset(p, 0, size);
@@ -328,6 +329,7 @@ static void *alloc_large(struct mutator *m, size_t n, unsigned kind)
             counter_add(&m->stats.nmalloc[0], 1);
             counter_add(&m->stats.large_alloc_bytes, bytes);
             atomic_add(&alloc_heap_live, bytes);
+            HOLD_POINTER(p);
             critical_leave(m);
             if (z)
                 memset(p, 0, bytes);
@@ -370,6 +372,7 @@ static void *alloc_tiny(struct mutator *m, size_t n)
         m->tiny_off = off + n;
         tiny_record(m->tiny_bounds, off, n);
         counter_add(&m->stats.tiny_allocs, 1);
+        HOLD_POINTER(p);
         critical_leave(m);
         return p;
     }
@@ -413,6 +416,7 @@ static inline void *alloc_object(size_t n, unsigned kind)
             uint32_t size = k->size;
             bool z = k->needzero;
             counter_add(&m->stats.nmalloc[cls], 1);
+            HOLD_POINTER(p);
             critical_leave(m);
             if (z)
                 memset(p, 0, size);

@@ -251,6 +251,12 @@ static inline void critical_enter(struct mutator *m)
     m->critical++;
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
 }
+/* Make the compiler hold p, fully computed, in a register or memory at this point.
+ * A new object must exist as a real pointer before its thread can be stopped: left
+ * to itself the compiler may keep only "span base" and "slot index" in registers and
+ * form the address later, and a conservative scan cannot see such a pointer. */
+#define HOLD_POINTER(p) __asm__ volatile("" : : "r"(p) : "memory")
+
 static inline void critical_leave(struct mutator *m)
 {
     __atomic_signal_fence(__ATOMIC_SEQ_CST);

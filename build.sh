@@ -1,7 +1,7 @@
 #!/bin/sh
 # build.sh - build Tricolor on a fresh Debian machine and run it.
 #
-#   ./build.sh demo    install what is missing, build, run the demo with gctrace on
+#   ./build.sh demo    install what is missing, build, run the heart demo with gctrace on
 #   ./build.sh check   install what is missing, build, run the whole test suite
 #                      (unit tests, whole-program tests, the install test, distcheck)
 #   ./build.sh         just build
@@ -9,6 +9,7 @@ set -eu
 cd "$(dirname "$0")"
 
 packages="autoconf automake libtool pkg-config make gcc libatomic-ops-dev check"
+[ "${1:-}" = check ] && packages="$packages tmux"   # the real-terminal test of the demo
 missing=""
 for p in $packages; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
@@ -32,10 +33,11 @@ make -j"$jobs"
 
 case "${1:-}" in
 demo)
-    # The gctrace lines go to stderr, shown after the demo's own output.
-    GCDEBUG=gctrace=1 demos/gcdemo 400 2>gctrace.log
-    echo "--- gctrace (GCDEBUG=gctrace=1), from gctrace.log:"
-    cat gctrace.log
+    # The heart beats on stdout for 10 seconds (Ctrl-C ends it sooner); the gctrace
+    # lines go to gctrace.log and are shown after it, so they do not scribble over it.
+    GCDEBUG=gctrace=1 demos/heart --frames 150 2>gctrace.log || true
+    echo "--- the collector's gctrace lines (GCDEBUG=gctrace=1), from gctrace.log:"
+    tail -n 20 gctrace.log
     ;;
 check)
     make -j"$jobs" check

@@ -79,9 +79,10 @@ void cycle_run(enum cycle_why why)
     ci.start_ns = t0 - cycle.init_ns;
     stw_stop_world();
     set_phase(PHASE_SWEEP_TERM);
-    ci.heap_start = AO_load(&alloc_heap_live);
     for (struct mutator *m = stw_threads; m; m = m->next)
         alloc_flush_cache(m);
+    /* After the flush: bytes handed out, without the slots caches had reserved. */
+    ci.heap_start = AO_load(&alloc_heap_live);
     marker.top = 0;
     marker.overflowed = false;
     marker.bytes_scanned = marker.bytes_marked = marker.objects_marked = 0;

@@ -11,6 +11,8 @@ struct node {
     long pad;
 };
 
+static void *volatile garbage_sink;
+
 static struct node *build(long *next_id, int depth)
 {
     struct node *n = peer_alloc(sizeof *n);
@@ -51,6 +53,8 @@ int main(int argc, char **argv)
         struct node *g = peer_alloc(sizeof *g);    /* garbage */
         g->id = churned;
         churned += sizeof *g;
+        garbage_sink = g;    /* keeps the compiler from dropping the allocation */
+        peer_free(g);        /* what a malloc/free program would do with it */
         if (++batch == 1000) {
             batch = 0;
             /* A live edit: replace a random subtree leaf with a new node. */
@@ -61,7 +65,7 @@ int main(int argc, char **argv)
             struct node *x = peer_alloc(sizeof *x);
             x->id = ids++;
             peer_free(n->left);
-            n->left = x;
+            PEER_WRITE(n->left, x);   /* an old object: needs the barrier */
             double now = bench_now();
             if (now - last > max_gap)
                 max_gap = now - last;

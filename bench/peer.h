@@ -3,7 +3,9 @@
  * One workload source is compiled once per peer (Tricolor, the Boehm collector,
  * malloc/free, a bump allocator that never frees) with -DPEER_xxx, so every peer does
  * exactly the same work.  peer_free is a no-op for the collectors; the workloads call
- * it where a malloc/free program would free.
+ * it where a malloc/free program would free.  PEER_WRITE(lvalue, value) stores a
+ * pointer into an object that is not freshly allocated (Tricolor's GC_WRITE barrier;
+ * a plain store for the others).
  */
 #ifndef BENCH_PEER_H
 #define BENCH_PEER_H
@@ -24,6 +26,7 @@ static inline void peer_init(void) { gc_init(); }
 static inline void *peer_alloc(size_t n) { return gc_malloc(n); }
 static inline void *peer_alloc_atomic(size_t n) { return gc_malloc_atomic(n); }
 static inline void peer_free(void *p) { (void)p; }
+#define PEER_WRITE(lvalue, value) GC_WRITE(lvalue, value)
 static inline void peer_collect(void) { gc_collect(); }
 static inline unsigned peer_cycles(void) { struct gc_memstats m; gc_read_memstats(&m); return m.num_gc; }
 static inline double peer_max_pause_ms(void)
@@ -75,6 +78,7 @@ static inline void *peer_alloc_atomic(size_t n)
     return p;
 }
 static inline void peer_free(void *p) { (void)p; }
+#define PEER_WRITE(lvalue, value) ((lvalue) = (value))   /* dirty bits from the VM */
 static inline void peer_collect(void) { GC_gcollect(); }
 static inline unsigned peer_cycles(void) { return (unsigned)GC_get_gc_no(); }
 static inline double peer_max_pause_ms(void) { return peer_boehm_max_pause_ns / 1e6; }
@@ -85,6 +89,7 @@ static inline void peer_init(void) {}
 static inline void *peer_alloc(size_t n) { return calloc(1, n); }
 static inline void *peer_alloc_atomic(size_t n) { return calloc(1, n); }
 static inline void peer_free(void *p) { free(p); }
+#define PEER_WRITE(lvalue, value) ((lvalue) = (value))
 static inline void peer_collect(void) {}
 static inline unsigned peer_cycles(void) { return 0; }
 static inline double peer_max_pause_ms(void) { return 0; }

@@ -1,0 +1,90 @@
+// pause.go - the shape of bench/pause.c: live_mb MiB of 32-byte nodes in a complete
+// binary tree, then churn_mb MiB of short-lived 32-byte garbage with a live edit
+// (a random leaf replaced by a new node) every 1000 allocations.  The longest gap
+// between two edits is the stall the mutator sees (max_stall_ms); max_pause_ms is
+// the runtime's longest stop-the-world pause.  Usage: pause-go [live_mb] [churn_mb]
+package main
+
+import (
+	"fmt"
+	"os"
+	"unsafe"
+)
+
+type pNode struct {
+	left, right *pNode
+	id, pad     int64
+}
+
+func pBuild(nextID *int64, depth int) *pNode {
+	n := &pNode{id: *nextID}
+	*nextID++
+	if depth > 0 {
+		n.left = pBuild(nextID, depth-1)
+		n.right = pBuild(nextID, depth-1)
+	}
+	return n
+}
+
+func pCount(n *pNode) int64 {
+	if n == nil {
+		return 0
+	}
+	return 1 + pCount(n.left) + pCount(n.right)
+}
+
+var pSink *pNode
+
+func main() {
+	liveMB := argInt(1, 100)
+	churnMB := argInt(2, 4*liveMB)
+	nodeSize := int64(unsafe.Sizeof(pNode{}))
+	if nodeSize != 32 {
+		fmt.Fprintf(os.Stderr, "pause: node is %d bytes, expected 32\n", nodeSize)
+		os.Exit(1)
+	}
+	depth := 0
+	for (int64(2)<<(depth+1))*nodeSize <= liveMB<<20 {
+		depth++
+	}
+	var ids int64
+	t0, c0 := benchNow(), benchCPU()
+	root := pBuild(&ids, depth)
+	buildS := benchNow() - t0
+
+	maxGap, last := 0.0, benchNow()
+	var churned, batch int64
+	var seed uint32 = 12345
+	for churned < churnMB<<20 {
+		g := &pNode{id: churned} // garbage
+		pSink = g
+		churned += nodeSize
+		batch++
+		if batch == 1000 {
+			batch = 0
+			// A live edit: replace a random subtree leaf with a new node.
+			seed = seed*1103515245 + 12345
+			n := root
+			for d := 0; d < depth-1 && n.left != nil; d++ {
+				if (seed>>(d%16))&1 != 0 {
+					n = n.left
+				} else {
+					n = n.right
+				}
+			}
+			x := &pNode{id: ids}
+			ids++
+			n.left = x
+			now := benchNow()
+			if now-last > maxGap {
+				maxGap = now - last
+			}
+			last = now
+		}
+	}
+	pSink = nil
+	nodes := pCount(root)
+	extra := fmt.Sprintf("live_mb=%d nodes=%d build_s=%.3f max_stall_ms=%.3f",
+		liveMB, nodes, buildS, maxGap*1e3)
+	benchReport("pause", benchNow()-t0, benchCPU()-c0, extra)
+}

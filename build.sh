@@ -3,13 +3,15 @@
 #
 #   ./build.sh demo    install what is missing, build, run the heart demo with gctrace on
 #   ./build.sh check   install what is missing, build, run the whole test suite
-#                      (unit tests, whole-program tests, the install test, distcheck)
+#                      (unit tests, whole-program tests, the install test), then again
+#                      from the tarball with the heap verifier, and under ASan+UBSan
 #   ./build.sh         just build
 set -eu
 cd "$(dirname "$0")"
 
 packages="autoconf automake libtool pkg-config make gcc libatomic-ops-dev check"
-[ "${1:-}" = check ] && packages="$packages tmux"   # the real-terminal test of the demo
+# check also needs tmux (the demo's real-terminal test) and clang (the sanitizer build)
+[ "${1:-}" = check ] && packages="$packages tmux clang"
 missing=""
 for p in $packages; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
@@ -40,8 +42,12 @@ demo)
     tail -n 20 gctrace.log
     ;;
 check)
+    # 1. the release build; 2. the tarball, built apart, with assertions and the heap
+    # verifier after every cycle; 3. the same under AddressSanitizer and UBSan.
     make -j"$jobs" check
     make -j"$jobs" distcheck DISTCHECK_CONFIGURE_FLAGS="--enable-werror --enable-debug"
+    ASAN_OPTIONS=detect_leaks=0 make -j"$jobs" distcheck \
+        DISTCHECK_CONFIGURE_FLAGS="--enable-werror --enable-debug --enable-asan --enable-ubsan CC=clang"
     ;;
 "") ;;
 *)

@@ -124,7 +124,10 @@ awk '
 echo "--- --plain --frames 400 --leak: HeapAlloc climbs"
 run leak --plain --frames 400 --leak
 frames leak 400
-awk '
+# Under AddressSanitizer stale stack words retain more garbage (conservative roots),
+# so the early peaks are higher: there only the steady climb is required.
+case "${SAN_CFLAGS:-}" in *address*) asan=1 ;; *) asan=0 ;; esac
+awk -v asan="$asan" '
     { w = int(($1 - 1) / 100) + 1 }
     !(w in lo) || $2 < lo[w] { lo[w] = $2 }
     $2 > hi[w] { hi[w] = $2 }
@@ -137,7 +140,7 @@ awk '
         if (!(at400 > 1.5 * at100 && at400 > at100 + 3)) {
             print "FAIL: HeapAlloc at frame 400 is not clearly above frame 100"; bad = 1
         }
-        if (!(lo[4] > hi[1])) {
+        if (!asan && !(lo[4] > hi[1])) {
             print "FAIL: frames 301-400 dip to " lo[4] " MB, frames 1-100 reach " hi[1] " MB"; bad = 1
         }
         for (w = 2; w <= 4; w++)

@@ -265,6 +265,7 @@ static void maybe_collect(void)
 
 static void *alloc_small_slow(struct mutator *m, unsigned kind, unsigned cls)
 {
+    int saved_errno = errno;   /* a failed first try must not leave ENOMEM behind */
     for (int attempt = 0;; attempt++) {
         critical_enter(m);
         struct cache_slot *k = &m->cache[kind][cls];
@@ -282,6 +283,7 @@ static void *alloc_small_slow(struct mutator *m, unsigned kind, unsigned cls)
             if (z)
                 memset(p, 0, size);
             maybe_collect();
+            errno = saved_errno;
             return p;
         }
         critical_leave(m);
@@ -302,6 +304,7 @@ static void *alloc_large(struct mutator *m, size_t n, unsigned kind)
         errno = ENOMEM;
         return NULL;
     }
+    int saved_errno = errno;
     for (int attempt = 0;; attempt++) {
         critical_enter(m);
         struct span *s = heap_alloc_span(npages);
@@ -334,6 +337,7 @@ static void *alloc_large(struct mutator *m, size_t n, unsigned kind)
             if (z)
                 memset(p, 0, bytes);
             maybe_collect();
+            errno = saved_errno;
             return p;
         }
         critical_leave(m);

@@ -143,6 +143,13 @@ struct node {
 
 static struct node *list;   /* a global: a root */
 
+/* Names the collector uses inside: a static link must not clash with them. */
+int heap = 1;
+long cycle = 2;
+double opt = 3.0;
+int sweep_all(void);
+int sweep_all(void) { return heap + (int)cycle + (int)opt; }
+
 int main(void)
 {
     gc_init();
@@ -171,7 +178,7 @@ int main(void)
     printf("outside: collected %s, forced %u\n", ms.num_gc >= 1 ? "yes" : "no",
            ms.num_forced_gc);
     printf("outside: gc_size(head) %s\n", gc_size(list) >= sizeof *list ? "ok" : "wrong");
-    return 0;
+    return sweep_all() == 6 ? 0 : 1;
 }
 PROG
 cat >"$tmp/work/expected" <<'OUT'
@@ -230,6 +237,11 @@ for w in $(pkgconf --static --libs); do
 done
 echo "static: $libdir/libtricolor.a$static_libs"
 # shellcheck disable=SC2086
+if [ "$have_static" = yes ]; then
+    leaked=$(nm -g --defined-only "$libdir/libtricolor.a" 2>/dev/null |
+        awk 'NF == 3 && $3 !~ /^gc_/ { print $3 }' | head -5)
+    [ -z "$leaked" ] || fail "the installed libtricolor.a defines non-gc_ globals: $leaked"
+fi
 if [ "$have_static" = no ]; then
     echo "no static library in this build: static variant left out"
 elif $cc -std=c11 -Wall -Wextra -Werror $SAN_CFLAGS -o "$tmp/work/static" \

@@ -1,6 +1,6 @@
-/* pause.c - stop-the-world pauses with a large live heap: LIVE_MB of small objects
- * (a binary tree of 32-byte nodes plus 64-byte leaves), then churn: short-lived
- * garbage and some live edits, while the longest gap between allocation batches is
+/* pause.c - stop-the-world pauses with a large live heap: live_mb MiB of 32-byte nodes
+ * (a forest of complete binary trees of 4 MiB each), then churn: short-lived garbage
+ * and a live edit every 1000 allocations, while the longest gap between edits is
  * recorded as the stall the mutator sees.  Usage: pause [live_mb] [churn_mb]
  */
 #include "peer.h"
@@ -28,6 +28,15 @@ static struct node *build(long *next_id, int depth)
     return n;
 }
 
+static void free_tree(struct node *n)
+{
+    if (!n)
+        return;
+    free_tree(n->left);
+    free_tree(n->right);
+    peer_free(n);
+}
+
 static long count(struct node *n)
 {
     return n ? 1 + count(n->left) + count(n->right) : 0;
@@ -38,12 +47,16 @@ int main(int argc, char **argv)
     long live_mb = argc > 1 ? atol(argv[1]) : 100;
     long churn_mb = argc > 2 ? atol(argv[2]) : 4 * live_mb;
     peer_init();
-    int depth = 0;
-    while ((2L << (depth + 1)) * (long)sizeof(struct node) <= live_mb << 20)
-        depth++;
+    enum { depth = 16 };   /* 2^17 - 1 nodes: a 4 MiB tree */
+    long tree_bytes = ((2L << depth) - 1) * (long)sizeof(struct node);
+    long ntrees = (live_mb << 20) / tree_bytes;
+    if (ntrees < 1)
+        ntrees = 1;
     long ids = 0;
     double t0 = bench_now(), c0 = bench_cpu();
-    struct node *root = build(&ids, depth);
+    struct node **forest = peer_alloc(ntrees * sizeof *forest);
+    for (long t = 0; t < ntrees; t++)
+        forest[t] = build(&ids, depth);   /* into a new, zeroed array: no barrier */
     double build_s = bench_now() - t0;
 
     double max_gap = 0, last = bench_now();
@@ -59,7 +72,7 @@ int main(int argc, char **argv)
             batch = 0;
             /* A live edit: replace a random subtree leaf with a new node. */
             seed = seed * 1103515245 + 12345;
-            struct node *n = root;
+            struct node *n = forest[seed % ntrees];
             for (int d = 0; d < depth - 1 && n->left; d++)
                 n = (seed >> (d % 16)) & 1 ? n->left : n->right;
             struct node *x = peer_alloc(sizeof *x);
@@ -72,10 +85,15 @@ int main(int argc, char **argv)
             last = now;
         }
     }
-    long nodes = count(root);
+    long nodes = 0;
+    for (long t = 0; t < ntrees; t++)
+        nodes += count(forest[t]);
     char extra[160];
     snprintf(extra, sizeof extra, "live_mb=%ld nodes=%ld build_s=%.3f max_stall_ms=%.3f",
              live_mb, nodes, build_s, max_gap * 1e3);
     bench_report("pause", bench_now() - t0, bench_cpu() - c0, extra);
+    for (long t = 0; t < ntrees; t++)
+        free_tree(forest[t]);
+    peer_free(forest);
     return 0;
 }

@@ -1,5 +1,5 @@
-// pause.go - the shape of bench/pause.c: live_mb MiB of 32-byte nodes in a complete
-// binary tree, then churn_mb MiB of short-lived 32-byte garbage with a live edit
+// pause.go - the shape of bench/pause.c: live_mb MiB of 32-byte nodes in a forest of
+// complete binary trees of 4 MiB each, then churn_mb MiB of short-lived 32-byte garbage with a live edit
 // (a random leaf replaced by a new node) every 1000 allocations.  The longest gap
 // between two edits is the stall the mutator sees (max_stall_ms); max_pause_ms is
 // the runtime's longest stop-the-world pause.  Usage: pause-go [live_mb] [churn_mb]
@@ -43,13 +43,18 @@ func main() {
 		fmt.Fprintf(os.Stderr, "pause: node is %d bytes, expected 32\n", nodeSize)
 		os.Exit(1)
 	}
-	depth := 0
-	for (int64(2)<<(depth+1))*nodeSize <= liveMB<<20 {
-		depth++
+	const depth = 16 // 2^17 - 1 nodes: a 4 MiB tree
+	treeBytes := ((int64(2) << depth) - 1) * nodeSize
+	ntrees := (liveMB << 20) / treeBytes
+	if ntrees < 1 {
+		ntrees = 1
 	}
 	var ids int64
 	t0, c0 := benchNow(), benchCPU()
-	root := pBuild(&ids, depth)
+	forest := make([]*pNode, ntrees)
+	for t := range forest {
+		forest[t] = pBuild(&ids, depth)
+	}
 	buildS := benchNow() - t0
 
 	maxGap, last := 0.0, benchNow()
@@ -64,7 +69,7 @@ func main() {
 			batch = 0
 			// A live edit: replace a random subtree leaf with a new node.
 			seed = seed*1103515245 + 12345
-			n := root
+			n := forest[int64(seed)%ntrees]
 			for d := 0; d < depth-1 && n.left != nil; d++ {
 				if (seed>>(d%16))&1 != 0 {
 					n = n.left
@@ -83,7 +88,10 @@ func main() {
 		}
 	}
 	pSink = nil
-	nodes := pCount(root)
+	var nodes int64
+	for _, t := range forest {
+		nodes += pCount(t)
+	}
 	extra := fmt.Sprintf("live_mb=%d nodes=%d build_s=%.3f max_stall_ms=%.3f",
 		liveMB, nodes, buildS, maxGap*1e3)
 	benchReport("pause", benchNow()-t0, benchCPU()-c0, extra)

@@ -192,7 +192,7 @@ static struct span *new_small_span(unsigned kind, unsigned cls)
     }
     s->in_partial = 0;
     s->cached = 1;
-    s->state = SPAN_SMALL;
+    span_publish(s, SPAN_SMALL);
     return s;
 }
 
@@ -324,7 +324,7 @@ static void *alloc_large(struct mutator *m, size_t n, unsigned kind)
             }
             AO_store(&s->alloc_bits[0], 1);
             bool z = s->needzero;
-            s->state = SPAN_LARGE;
+            span_publish(s, SPAN_LARGE);
             size_t bytes = npages * PAGE_SIZE;
             /* From here on the object must be held in this frame: once the critical
              * section ends a collection may run, and the span descriptor is no root. */

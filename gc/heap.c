@@ -294,7 +294,7 @@ struct span *heap_alloc_span(size_t npages)
         s->released = 0;
         s->needzero = 0;      /* pages given back with MADV_DONTNEED read as zero */
     }
-    s->state = SPAN_LARGE;    /* the caller sets the real kind; never FREE from here on */
+    s->state = SPAN_INIT;     /* the caller fills it in and publishes it */
     s->next = s->prev = NULL;
     heap.pages_inuse += s->npages;
     heap.spans_inuse++;
@@ -305,7 +305,7 @@ struct span *heap_alloc_span(size_t npages)
 
 static void free_locked(struct span *s)
 {
-    GC_ASSERT(s->state == SPAN_SMALL || s->state == SPAN_LARGE);
+    GC_ASSERT(s->state >= SPAN_INIT);
     heap.pages_inuse -= s->npages;
     heap.spans_inuse--;
     map_clear(s);
@@ -362,7 +362,8 @@ uint64_t heap_release_free(void)
 uintptr_t heap_find_object(uintptr_t p, struct span **out)
 {
     struct span *s = heap_span_of(p);
-    if (!s || s->state < SPAN_SMALL || p < s->base || p >= s->base + s->npages * PAGE_SIZE)
+    if (!s || span_state(s) < SPAN_SMALL || p < s->base ||
+        p >= s->base + s->npages * PAGE_SIZE)
         return 0;
     uint32_t i = span_index(s, p);
     if (i >= s->nelems)

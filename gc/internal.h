@@ -117,7 +117,10 @@ static inline unsigned sc_of(size_t n)              /* 1 <= n <= MAX_SMALL_SIZE 
 }
 
 /* ---- heap.c: arenas, page heap, address -> span map ------------------------- */
-enum span_state { SPAN_DEAD, SPAN_FREE, SPAN_SMALL, SPAN_LARGE };
+/* A span is published in use with a release store of its state once every field is
+ * set (SPAN_INIT until then), and read with span_state(), so a marker running beside
+ * the allocator never sees a half-made span. */
+enum span_state { SPAN_DEAD, SPAN_FREE, SPAN_INIT, SPAN_SMALL, SPAN_LARGE };
 
 struct span {
     uintptr_t base;             /* first byte */
@@ -143,6 +146,16 @@ struct span {
 struct arena {
     struct span *spans[ARENA_PAGES];   /* page -> span; free runs map first and last page */
 };
+
+static inline unsigned span_state(const struct span *s)
+{
+    return AO_char_load_acquire(&s->state);
+}
+
+static inline void span_publish(struct span *s, enum span_state st)
+{
+    AO_char_store_release(&s->state, (unsigned char)st);
+}
 
 static inline uint32_t span_index(const struct span *s, uintptr_t p)
 {

@@ -81,8 +81,8 @@ static inline void shade(struct mark_state *ms, struct arena *const *arenas, uin
     if (!a)
         return;
     struct span *s = a->spans[(w >> PAGE_SHIFT) & (ARENA_PAGES - 1)];
-    if (!s || s->state < SPAN_SMALL)
-        return;
+    if (!s || span_state(s) < SPAN_SMALL || w - s->base >= (uintptr_t)s->npages << PAGE_SHIFT)
+        return;   /* not in use, or a stale map entry read while the heap changed */
     uint32_t i = span_index(s, w);
     if (i >= s->nelems)
         return;

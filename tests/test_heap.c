@@ -99,7 +99,8 @@ static struct span *must_alloc(size_t npages)
     ck_assert_msg(s != NULL, "heap_alloc_span(%zu) failed: errno %d", npages, errno);
     ck_assert_uint_eq(s->npages, npages);
     ck_assert_uint_eq(s->base % PAGE_SIZE, 0);
-    ck_assert_msg(s->state == SPAN_LARGE, "a new span has state %u", s->state);
+    ck_assert_msg(s->state == SPAN_INIT, "a new span has state %u", s->state);
+    span_publish(s, SPAN_LARGE);   /* as a caller does once it has filled the span in */
     return s;
 }
 

@@ -17,6 +17,8 @@
 __thread struct mutator *alloc_self __attribute__((tls_model("initial-exec")));
 struct central alloc_central[NUM_KINDS][NUM_CLASSES + 1];
 atomic_word alloc_heap_live;
+volatile int alloc_black;              /* objects are born marked (concurrent mark) */
+atomic_word alloc_assist_cpu_ns;       /* CPU spent in assists this cycle */
 struct alloc_counters alloc_dead_counters;
 
 void alloc_init(void)
@@ -77,25 +79,47 @@ static inline uint64_t valid_mask(const struct span *s, uint32_t w)
 
 static inline uint32_t nwords(const struct span *s) { return (s->nelems + 63) / 64; }
 
-/* Reserve every free slot of word w for the calling thread; returns them. */
+static void bits_or(atomic_word *w, AO_t bits)
+{
+    for (;;) {
+        AO_t old = AO_load(w);
+        if ((old & bits) == bits || AO_compare_and_swap_full(w, old, old | bits))
+            return;
+    }
+}
+
+static void bits_clear(atomic_word *w, AO_t bits)
+{
+    for (;;) {
+        AO_t old = AO_load(w);
+        if (!(old & bits) || AO_compare_and_swap_full(w, old, old & ~bits))
+            return;
+    }
+}
+
+/* Reserve every free slot of word w for the calling thread; returns them.  While a
+ * concurrent mark runs the slots are marked too: objects are allocated black. */
 static uint64_t reserve_word(struct span *s, uint32_t w)
 {
     for (;;) {
         AO_t old = AO_load(&s->alloc_bits[w]);
         uint64_t free = ~(uint64_t)old & valid_mask(s, w);
-        if (!free || AO_compare_and_swap_full(&s->alloc_bits[w], old, old | free))
+        if (!free)
+            return 0;
+        if (AO_compare_and_swap_full(&s->alloc_bits[w], old, old | free)) {
+            if (alloc_black)
+                bits_or(&s->mark_bits[w], free);
             return free;
+        }
     }
 }
 
-/* Give back reserved slots that were never handed out. */
+/* Give back reserved slots that were never handed out (and their black marks). */
 static void unreserve(struct span *s, uint32_t w, uint64_t bits)
 {
-    for (;;) {
-        AO_t old = AO_load(&s->alloc_bits[w]);
-        if (AO_compare_and_swap_full(&s->alloc_bits[w], old, old & ~bits))
-            return;
-    }
+    if (alloc_black)
+        bits_clear(&s->mark_bits[w], bits);
+    bits_clear(&s->alloc_bits[w], bits);
 }
 
 static bool span_has_free(const struct span *s)
@@ -196,6 +220,16 @@ static struct span *new_small_span(unsigned kind, unsigned cls)
     return s;
 }
 
+/* Slots reserved: they count toward the heap the pacer sees, and, while a concurrent
+ * mark runs, toward the calling thread's assist debt. */
+static inline void note_reserved(struct cache_slot *k, uint64_t f)
+{
+    uint64_t bytes = (uint64_t)__builtin_popcountll(f) * k->size;
+    atomic_add(&alloc_heap_live, bytes);
+    if (alloc_black)
+        alloc_self->assist_debt += bytes;
+}
+
 /* Find the next word with free slots in the slot's span, or a new span.  Returns
  * false when the heap cannot grow. */
 static bool slot_refill(struct cache_slot *k, unsigned kind, unsigned cls)
@@ -207,7 +241,7 @@ static bool slot_refill(struct cache_slot *k, unsigned kind, unsigned cls)
             if (f) {
                 k->word = w;
                 k->free = f;
-                atomic_add(&alloc_heap_live, (uint64_t)__builtin_popcountll(f) * k->size);
+                note_reserved(k, f);
                 return true;
             }
         }
@@ -233,7 +267,7 @@ static bool slot_refill(struct cache_slot *k, unsigned kind, unsigned cls)
                 k->needzero = s->needzero;
                 k->word = w;
                 k->free = f;
-                atomic_add(&alloc_heap_live, (uint64_t)__builtin_popcountll(f) * k->size);
+                note_reserved(k, f);
                 return true;
             }
         }
@@ -251,7 +285,7 @@ static bool slot_refill(struct cache_slot *k, unsigned kind, unsigned cls)
     k->needzero = s->needzero;
     k->word = 0;
     k->free = reserve_word(s, 0);
-    atomic_add(&alloc_heap_live, (uint64_t)__builtin_popcountll(k->free) * k->size);
+    note_reserved(k, k->free);
     return true;
 }
 
@@ -259,8 +293,27 @@ static bool slot_refill(struct cache_slot *k, unsigned kind, unsigned cls)
 
 static void maybe_collect(void)
 {
-    if (unlikely(AO_load(&alloc_heap_live) >= AO_load(&cycle.next_gc)))
+    if (unlikely(AO_load(&alloc_heap_live) >= AO_load(&cycle.trigger)))
         cycle_maybe_start();
+}
+
+/* An allocating thread that runs ahead of the concurrent marker pays in scan work:
+ * assist_ratio (1/1024 units) of scan work per byte, in chunks of at least 64 KiB, so
+ * marking ends near the heap goal.  With no grey work to take, the debt is forgiven. */
+static void maybe_assist(struct mutator *m)
+{
+    if (likely(!alloc_black) || m->assist_debt < 64 * 1024)
+        return;
+    uint64_t budget = m->assist_debt / 1024 * AO_load(&cycle.assist_ratio);
+    m->assist_debt = 0;
+    if (budget < 64 * 1024)
+        return;
+    uint64_t t0 = os_thread_cpu_ns();
+    critical_enter(m);
+    if (alloc_black)   /* still marking: it only ends with this thread stopped */
+        mark_assist(&m->assist, budget);
+    critical_leave(m);
+    atomic_add(&alloc_assist_cpu_ns, os_thread_cpu_ns() - t0);
 }
 
 static void *alloc_small_slow(struct mutator *m, unsigned kind, unsigned cls)
@@ -275,14 +328,15 @@ static void *alloc_small_slow(struct mutator *m, unsigned kind, unsigned cls)
             unsigned i = (unsigned)__builtin_ctzll(f);
             k->free = f & (f - 1);
             void *p = (void *)(k->base + ((uintptr_t)k->word * 64 + i) * k->size);
-            uint32_t size = k->size;
-            bool z = k->needzero;
+            /* Zeroed before the thread can stop: a marked object with stale contents
+             * would look like a missed edge to the verifier and gccheckmark. */
+            if (k->needzero)
+                memset(p, 0, k->size);
             counter_add(&m->stats.nmalloc[cls], 1);
             HOLD_POINTER(p);
             critical_leave(m);
-            if (z)
-                memset(p, 0, size);
             maybe_collect();
+            maybe_assist(m);
             errno = saved_errno;
             return p;
         }
@@ -323,20 +377,24 @@ static void *alloc_large(struct mutator *m, size_t n, unsigned kind)
                 AO_store(&s->mark_bits[w], 0);
             }
             AO_store(&s->alloc_bits[0], 1);
-            bool z = s->needzero;
-            span_publish(s, SPAN_LARGE);
+            if (alloc_black)
+                AO_store(&s->mark_bits[0], 1);
             size_t bytes = npages * PAGE_SIZE;
             /* From here on the object must be held in this frame: once the critical
              * section ends a collection may run, and the span descriptor is no root. */
             void *p = (void *)s->base;
+            if (s->needzero)
+                memset(p, 0, bytes);
+            span_publish(s, SPAN_LARGE);
             counter_add(&m->stats.nmalloc[0], 1);
             counter_add(&m->stats.large_alloc_bytes, bytes);
             atomic_add(&alloc_heap_live, bytes);
+            if (alloc_black)
+                m->assist_debt += bytes;
             HOLD_POINTER(p);
             critical_leave(m);
-            if (z)
-                memset(p, 0, bytes);
             maybe_collect();
+            maybe_assist(m);
             errno = saved_errno;
             return p;
         }
@@ -417,13 +475,11 @@ static inline void *alloc_object(size_t n, unsigned kind)
             unsigned i = (unsigned)__builtin_ctzll(f);
             k->free = f & (f - 1);
             void *p = (void *)(k->base + ((uintptr_t)k->word * 64 + i) * k->size);
-            uint32_t size = k->size;
-            bool z = k->needzero;
+            if (k->needzero)
+                memset(p, 0, k->size);
             counter_add(&m->stats.nmalloc[cls], 1);
             HOLD_POINTER(p);
             critical_leave(m);
-            if (z)
-                memset(p, 0, size);
             return p;
         }
         critical_leave(m);
@@ -530,12 +586,24 @@ void gc_free(void *p)
         bad_pointer("gc_free", p);
         return;
     }
+    if (alloc_black && !s->noscan)
+        barrier_shade_range(m, p, size);   /* freeing deletes every pointer it held */
     if (s->state == SPAN_LARGE) {
         size_t bytes = object_size(s);
+        if (alloc_black) {
+            /* A marker may be scanning it: the span stays until the sweep frees it. */
+            if (!(AO_load(&s->alloc_bits[0]) & 1) ||
+                !AO_compare_and_swap_full(&s->alloc_bits[0], 1, 0)) {
+                critical_leave(m);
+                bad_pointer("gc_free", p);
+                return;
+            }
+        }
         counter_add(&m->stats.nfree[0], 1);
         counter_add(&m->stats.large_free_bytes, bytes);
         atomic_add(&alloc_heap_live, -(AO_t)bytes);
-        heap_free_span(s);
+        if (!alloc_black)
+            heap_free_span(s);
         critical_leave(m);
         return;
     }

@@ -1,11 +1,15 @@
 /* barrier.c - the write barrier's slow path and the barriered bulk copies.
  *
- * GC_WRITE tests gc_barrier_active_ inline; only while a cycle marks concurrently is
- * it set, and then the slot's old value and the new value are shaded.  This build
- * marks with the world stopped, so the flag stays clear: the barrier costs one
- * predictable branch, and the bulk calls below are plain copies.  The entry points
- * and their contract are already the final ones, so host code written against them
- * needs no change when marking becomes concurrent.
+ * GC_WRITE tests gc_barrier_active_ inline; it is set only while a concurrent mark
+ * runs (GCDEBUG=gcconcurrent=1), between the two pauses.  Then the slot's old value
+ * (the deletion, or Yuasa, barrier that keeps the snapshot invariant of mark.c) and
+ * the new value (as Go's hybrid barrier does) go into the thread's buffer; a full
+ * buffer is shaded into the shared grey list, and mark termination shades what is
+ * left in every buffer.  The bulk calls shade the old contents of the destination
+ * first.  An initializing store into a field that still holds the zero gc_malloc gave
+ * needs no barrier: there is no old pointer to lose, and the new value is either a
+ * root-reachable object (scanned in the first pause or shaded when it was unlinked)
+ * or an object allocated black.
  */
 #include "internal.h"
 
@@ -13,26 +17,55 @@
 
 volatile int gc_barrier_active_;
 
-/* Shade an old or new pointer value during concurrent mark (nothing to do while
- * marking only happens with the world stopped). */
-static inline void shade_value(void *v)
+/* Inside a critical section: the buffer is never seen half-written by a stop. */
+static inline void buffer_value(struct mutator *m, uintptr_t v)
 {
-    (void)v;
+    if (v - AO_load(&heap.lo) >= AO_load(&heap.hi) - AO_load(&heap.lo))
+        return;   /* not a heap address */
+    m->wbuf[m->wbuf_n++] = v;
+    if (m->wbuf_n == sizeof m->wbuf / sizeof m->wbuf[0])
+        barrier_flush(m);
 }
 
-void gc_write_barrier_slow_(void *slot, void *value)
+void barrier_flush(struct mutator *m)
 {
-    shade_value(*(void *volatile *)slot);
-    shade_value(value);
+    if (m->wbuf_n) {
+        mark_shade_shared(m->wbuf, m->wbuf_n);
+        m->wbuf_n = 0;
+    }
+}
+
+NO_SANITIZE void gc_write_barrier_slow_(void *slot, void *value)
+{
+    struct mutator *m = self_or_register();
+    if (!m)
+        return;
+    critical_enter(m);
+    if (gc_barrier_active_) {   /* re-read: marking may have ended since the inline test */
+        buffer_value(m, *(volatile uintptr_t *)slot);
+        buffer_value(m, (uintptr_t)value);
+    }
+    critical_leave(m);
+}
+
+NO_SANITIZE void barrier_shade_range(struct mutator *m, const void *dst, size_t len)
+{
+    uintptr_t p = ((uintptr_t)dst + sizeof(void *) - 1) & ~(uintptr_t)(sizeof(void *) - 1);
+    for (; p + sizeof(void *) <= (uintptr_t)dst + len; p += sizeof(void *))
+        buffer_value(m, *(volatile uintptr_t *)p);
 }
 
 void gc_write_range(void *dst, size_t len)
 {
     if (!gc_barrier_active_)
         return;
-    uintptr_t p = ((uintptr_t)dst + sizeof(void *) - 1) & ~(uintptr_t)(sizeof(void *) - 1);
-    for (; p + sizeof(void *) <= (uintptr_t)dst + len; p += sizeof(void *))
-        shade_value(*(void *volatile *)p);
+    struct mutator *m = self_or_register();
+    if (!m)
+        return;
+    critical_enter(m);
+    if (gc_barrier_active_)
+        barrier_shade_range(m, dst, len);
+    critical_leave(m);
 }
 
 void *gc_memcpy(void *dst, const void *src, size_t n)

@@ -9,18 +9,22 @@
  * three phases; the phases are still timed separately, and each is the step that the
  * concurrent collector runs with the world running (MARK) or stopped (the other two).
  */
+#define _GNU_SOURCE
 #include "internal.h"
 
 #include <string.h>
 
 struct cycle_state cycle = {.lock = PTHREAD_MUTEX_INITIALIZER};
 static struct mark_state marker;
+static void set_goal(uint64_t live, uint64_t roots);
+static void atfork_child(void);
 
 void cycle_init(void)
 {
     cycle.percent = opt.percent;
     cycle.memory_limit = opt.memory_limit;
-    AO_store(&cycle.next_gc, pacer_heap_goal(0, 0, cycle.percent));
+    set_goal(0, 0);
+    pthread_atfork(NULL, NULL, atfork_child);
     mark_init(&marker, (size_t)64 << 20);   /* at most 1 GiB of grey work */
 }
 
@@ -50,17 +54,273 @@ static unsigned cpu_percent(void)
     return f >= 1.0 ? 100 : (unsigned)(f * 100);
 }
 
+/* The heap goal and, for concurrent cycles, the trigger: marking starts when 85% of
+ * the runway from the live heap to the goal is used, so it can end near the goal.
+ * (The full pacer, with measured rates, replaces the fixed fraction.) */
+static void set_goal(uint64_t live, uint64_t roots)
+{
+    uint64_t goal = pacer_heap_goal(live, roots, cycle.percent);
+    uint64_t trigger = goal;
+    if (opt.gcconcurrent && goal != UINT64_MAX && goal > live)
+        trigger = live + (goal - live) / 100 * 85;
+    AO_store(&cycle.next_gc, goal);
+    AO_store(&cycle.trigger, trigger);
+}
+
+/* One cycle, from the first pause to the end of the second.  Concurrent: the world
+ * runs between the pauses while this thread marks and allocating threads assist.
+ * Returns the time the world was stopped. */
+static uint64_t run_cycle(struct gc_cycle_info *ci, bool concurrent)
+{
+    roots_prepare();
+
+    /* ---- STW1: sweep termination ---- */
+    uint64_t t0 = os_now_ns();
+    ci->start_ns = t0 - cycle.init_ns;
+    stw_stop_world();
+    struct stw_stop_report stop1 = stw_last_stop, stop2;
+    set_phase(PHASE_SWEEP_TERM);
+    for (struct mutator *m = stw_threads; m; m = m->next)
+        alloc_flush_cache(m);
+    /* After the flush: bytes handed out, without the slots caches had reserved. */
+    ci->heap_start = AO_load(&alloc_heap_live);
+    marker.top = 0;
+    marker.overflowed = false;
+    marker.bytes_scanned = marker.bytes_marked = marker.objects_marked = 0;
+    mark_set_atomic(concurrent);
+    ci->stacks_scanned = roots_scan_stacks(&marker);
+    ci->globals_scanned = roots_scan_globals(&marker);
+
+    /* ---- mark ---- */
+    uint64_t t1, t2, background_cpu = 0;
+    if (concurrent) {
+        /* Scan work owed per byte allocated: what is left to mark over the runway left
+         * to the goal (1/1024 units). */
+        uint64_t work = cycle.last_live + ci->stacks_scanned + ci->globals_scanned;
+        uint64_t runway = ci->heap_goal > ci->heap_start ? ci->heap_goal - ci->heap_start : 0;
+        if (runway < ((uint64_t)1 << 20))
+            runway = (uint64_t)1 << 20;
+        uint64_t ratio = work / (runway / 1024 + 1);
+        AO_store(&cycle.assist_ratio, ratio < 1024 ? 1024 : ratio > 65536 ? 65536 : ratio);
+        AO_store(&alloc_assist_cpu_ns, 0);
+        alloc_black = 1;
+        gc_barrier_active_ = 1;
+        set_phase(PHASE_MARK);
+        stw_start_world();
+        t1 = os_now_ns();
+        uint64_t c0 = os_thread_cpu_ns();
+        mark_drain_concurrent(&marker);
+        background_cpu = os_thread_cpu_ns() - c0;
+        t2 = os_now_ns();
+        /* ---- STW2: mark termination ---- */
+        stw_stop_world();
+        stop2 = stw_last_stop;
+        set_phase(PHASE_MARK_TERM);
+        for (struct mutator *m = stw_threads; m; m = m->next)
+            barrier_flush(m);
+        mark_finish(&marker);
+        gc_barrier_active_ = 0;
+        /* Give back reserved slots (and their black marks) before alloc_black ends. */
+        for (struct mutator *m = stw_threads; m; m = m->next)
+            alloc_flush_cache(m);
+        alloc_black = 0;
+        ci->assist_cpu_ns = AO_load(&alloc_assist_cpu_ns);
+    } else {
+        t1 = os_now_ns();
+        set_phase(PHASE_MARK);
+        mark_drain(&marker);
+        t2 = os_now_ns();
+        set_phase(PHASE_MARK_TERM);
+    }
+    mark_set_atomic(false);
+    if (GC_DEBUG_BUILD)
+        verify_no_black_to_white();
+    ci->heap_end = AO_load(&alloc_heap_live);
+
+    /* ---- sweep (with the world stopped, for now) ---- */
+    struct sweep_result sr;
+    memset(&sr, 0, sizeof sr);
+    set_phase(PHASE_SWEEP);
+    sweep_all(&sr);
+    if (GC_DEBUG_BUILD)
+        verify_heap();
+    ci->heap_live = sr.live_bytes;
+    AO_store(&alloc_heap_live, sr.live_bytes);
+    cycle.last_live = sr.live_bytes;
+    cycle.last_roots = ci->stacks_scanned + ci->globals_scanned;
+    set_goal(sr.live_bytes, cycle.last_roots);
+    set_phase(PHASE_OFF);
+    stw_start_world();
+    uint64_t t3 = os_now_ns();
+
+    ci->sweep_term_ns = t1 - t0;
+    ci->mark_ns = t2 - t1;
+    ci->mark_term_ns = t3 - t2;
+    if (opt.stwtrace) {
+        if (concurrent) {
+            stw_trace("sweep termination", ci->num, ci->sweep_term_ns, &stop1);
+            stw_trace("mark termination", ci->num, ci->mark_term_ns, &stop2);
+        } else {
+            stw_trace("whole cycle", ci->num, t3 - t0, &stop1);
+        }
+    }
+    /* Stop-the-world time costs every proc, as in Go. */
+    ci->stw1_cpu_ns = ci->sweep_term_ns * ci->procs;
+    ci->stw2_cpu_ns = ci->mark_term_ns * ci->procs;
+    if (concurrent) {
+        ci->background_cpu_ns = background_cpu;
+        return ci->sweep_term_ns + ci->mark_term_ns;
+    }
+    ci->background_cpu_ns = ci->mark_ns * ci->procs;
+    return t3 - t0;
+}
+
+static void report(const struct gc_cycle_info *ci)
+{
+    pthread_mutex_lock(&cycle.lock);
+    void (*hook)(const struct gc_cycle_info *, void *) = cycle.hook;
+    void *hook_arg = cycle.hook_arg;
+    pthread_mutex_unlock(&cycle.lock);
+    if (opt.gctrace)
+        trace_cycle(ci, cpu_percent());
+    if (hook)
+        hook(ci, hook_arg);
+}
+
+/* ---- concurrent mode: the collector thread ------------------------------------------ */
+
+static pthread_cond_t cycle_cv = PTHREAD_COND_INITIALIZER;  /* with cycle.lock */
+static uint32_t requested;        /* num_gc must reach this */
+static uint32_t reported;         /* cycles whose hooks have run: what waiters wait for */
+static uint32_t forced_pending;   /* of the requested cycles, how many are forced */
+static bool worker_started;
+static struct mutator *worker;    /* the collector thread's registration */
+static struct gc_cycle_info last_info;
+
+static void worker_cycle(enum cycle_why why)
+{
+    struct gc_cycle_info ci;
+    memset(&ci, 0, sizeof ci);
+    ci.num = (uint32_t)AO_load(&cycle.num_gc) + 1;
+    ci.forced = why == WHY_FORCED;
+    ci.procs = (uint32_t)opt.procs;
+    ci.heap_goal = AO_load(&cycle.next_gc);
+    uint64_t pause = run_cycle(&ci, true);
+    stats_record_cycle(&ci, pause, os_wall_ns());
+    last_info = ci;
+}
+
+static void *worker_main(void *arg)
+{
+    (void)arg;
+    pthread_setname_np(pthread_self(), "tricolor-gc");
+    worker = stw_register_self(false);
+    if (!worker)
+        gc_fatal_("the collector thread cannot register");
+    worker->collector = true;
+    pthread_mutex_lock(&cycle.lock);
+    for (;;) {
+        while (requested <= (uint32_t)AO_load(&cycle.num_gc))
+            pthread_cond_wait(&cycle_cv, &cycle.lock);
+        enum cycle_why why = forced_pending ? WHY_FORCED : WHY_PACER;
+        if (forced_pending)
+            forced_pending--;
+        pthread_mutex_unlock(&cycle.lock);
+        worker_cycle(why);
+        struct gc_cycle_info ci = last_info;
+        report(&ci);   /* after the world resumed, on the thread that ran the cycle */
+        pthread_mutex_lock(&cycle.lock);
+        reported = ci.num;
+        pthread_cond_broadcast(&cycle_cv);
+    }
+    return NULL;
+}
+
+/* With cycle.lock held. */
+static void start_worker(void)
+{
+    if (worker_started)
+        return;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t t;
+    if (pthread_create(&t, &attr, worker_main, NULL) != 0)
+        gc_fatal_("cannot start the collector thread");
+    pthread_attr_destroy(&attr);
+    worker_started = true;
+}
+
+static void request(enum cycle_why why)
+{
+    if (alloc_self && alloc_self == worker && why != WHY_PACER) {
+        /* The hook, on the collector thread, asked for a cycle: run it here. */
+        worker_cycle(why);
+        struct gc_cycle_info ci = last_info;
+        report(&ci);
+        pthread_mutex_lock(&cycle.lock);
+        reported = ci.num;
+        pthread_mutex_unlock(&cycle.lock);
+        return;
+    }
+    pthread_mutex_lock(&cycle.lock);
+    start_worker();
+    uint32_t done = (uint32_t)AO_load(&cycle.num_gc);
+    if (why == WHY_PACER) {
+        uint64_t live = AO_load(&alloc_heap_live), goal = AO_load(&cycle.next_gc);
+        if (requested <= done && live >= AO_load(&cycle.trigger)) {
+            requested = done + 1;
+            pthread_cond_broadcast(&cycle_cv);
+        }
+        /* Far past the goal (the collector is behind and assists found no work to
+         * take): wait for the cycle under way, so the heap cannot run away.  Not on
+         * the collector thread itself (a hook that allocates). */
+        if (goal != UINT64_MAX && live > goal + goal / 4 && requested > done &&
+            alloc_self != worker) {
+            uint32_t target = requested;
+            while (reported < target)
+                pthread_cond_wait(&cycle_cv, &cycle.lock);
+        }
+        pthread_mutex_unlock(&cycle.lock);
+        return;
+    }
+    /* A forced or out-of-memory cycle is a whole new one: not one already under way. */
+    uint32_t target = (requested > done ? requested : done) + 1;
+    requested = target;
+    if (why == WHY_FORCED)
+        forced_pending++;
+    pthread_cond_broadcast(&cycle_cv);
+    while (reported < target)   /* finished, and its hooks have run */
+        pthread_cond_wait(&cycle_cv, &cycle.lock);
+    pthread_mutex_unlock(&cycle.lock);
+}
+
+static void atfork_child(void)
+{
+    worker_started = false;   /* the collector thread did not come along */
+    pthread_cond_init(&cycle_cv, NULL);   /* it may have been waiting on it */
+    worker = NULL;
+    requested = reported = (uint32_t)AO_load(&cycle.num_gc);
+    forced_pending = 0;
+}
+
+/* ---- entry points ------------------------------------------------------------------------- */
+
 void cycle_run(enum cycle_why why)
 {
     struct mutator *self = self_or_register();
     if (!self)
         return;
+    if (opt.gcconcurrent && !opt.gcstoptheworld) {
+        request(why);
+        return;
+    }
     AO_t seen = AO_load(&cycle.num_gc);
     pthread_mutex_lock(&cycle.lock);
     if (why == WHY_PACER) {
         /* Another thread may have collected while this one waited for the lock. */
         if (AO_load(&cycle.num_gc) != seen ||
-            AO_load(&alloc_heap_live) < AO_load(&cycle.next_gc)) {
+            AO_load(&alloc_heap_live) < AO_load(&cycle.trigger)) {
             pthread_mutex_unlock(&cycle.lock);
             return;
         }
@@ -71,66 +331,10 @@ void cycle_run(enum cycle_why why)
     ci.forced = why == WHY_FORCED;
     ci.procs = (uint32_t)opt.procs;
     ci.heap_goal = AO_load(&cycle.next_gc);
-
-    roots_prepare();
-
-    /* ---- STW1: sweep termination ---- */
-    uint64_t t0 = os_now_ns();
-    ci.start_ns = t0 - cycle.init_ns;
-    stw_stop_world();
-    set_phase(PHASE_SWEEP_TERM);
-    for (struct mutator *m = stw_threads; m; m = m->next)
-        alloc_flush_cache(m);
-    /* After the flush: bytes handed out, without the slots caches had reserved. */
-    ci.heap_start = AO_load(&alloc_heap_live);
-    marker.top = 0;
-    marker.overflowed = false;
-    marker.bytes_scanned = marker.bytes_marked = marker.objects_marked = 0;
-    ci.stacks_scanned = roots_scan_stacks(&marker);
-    ci.globals_scanned = roots_scan_globals(&marker);
-    uint64_t t1 = os_now_ns();
-
-    /* ---- mark ---- */
-    set_phase(PHASE_MARK);
-    mark_drain(&marker);
-    uint64_t t2 = os_now_ns();
-
-    /* ---- STW2: mark termination, then sweep ---- */
-    set_phase(PHASE_MARK_TERM);
-    if (GC_DEBUG_BUILD)
-        verify_no_black_to_white();
-    ci.heap_end = AO_load(&alloc_heap_live);
-    struct sweep_result sr;
-    memset(&sr, 0, sizeof sr);
-    set_phase(PHASE_SWEEP);
-    sweep_all(&sr);
-    if (GC_DEBUG_BUILD)
-        verify_heap();
-    ci.heap_live = sr.live_bytes;
-    AO_store(&alloc_heap_live, sr.live_bytes);
-    cycle.last_live = sr.live_bytes;
-    cycle.last_roots = ci.stacks_scanned + ci.globals_scanned;
-    AO_store(&cycle.next_gc, pacer_heap_goal(sr.live_bytes, cycle.last_roots, cycle.percent));
-    set_phase(PHASE_OFF);
-    stw_start_world();
-    uint64_t t3 = os_now_ns();
-
-    ci.sweep_term_ns = t1 - t0;
-    ci.mark_ns = t2 - t1;
-    ci.mark_term_ns = t3 - t2;
-    /* The world was stopped throughout: STW time costs every proc, as in Go. */
-    ci.stw1_cpu_ns = ci.sweep_term_ns * ci.procs;
-    ci.background_cpu_ns = ci.mark_ns * ci.procs;
-    ci.stw2_cpu_ns = ci.mark_term_ns * ci.procs;
-    stats_record_cycle(&ci, t3 - t0, os_wall_ns());
-    void (*hook)(const struct gc_cycle_info *, void *) = cycle.hook;
-    void *hook_arg = cycle.hook_arg;
+    uint64_t pause = run_cycle(&ci, false);
+    stats_record_cycle(&ci, pause, os_wall_ns());
     pthread_mutex_unlock(&cycle.lock);
-
-    if (opt.gctrace)
-        trace_cycle(&ci, cpu_percent());
-    if (hook)
-        hook(&ci, hook_arg);
+    report(&ci);
 }
 
 /* ---- public control calls ------------------------------------------------------------------ */
@@ -149,7 +353,7 @@ int gc_set_percent(int percent)
     pthread_mutex_lock(&cycle.lock);
     int old = cycle.percent;
     cycle.percent = percent;
-    AO_store(&cycle.next_gc, pacer_heap_goal(cycle.last_live, cycle.last_roots, percent));
+    set_goal(cycle.last_live, cycle.last_roots);
     pthread_mutex_unlock(&cycle.lock);
     return old;
 }

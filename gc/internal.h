@@ -199,6 +199,16 @@ void heap_for_each_span(void (*fn)(struct span *s, void *arg), void *arg); /* wo
 atomic_word *heap_tiny_bounds_alloc(void);           /* zeroed, MAX_SPAN_OBJECTS words */
 
 /* ---- alloc.c: thread caches, central lists, tiny and large objects ---------- */
+struct mark_range { uintptr_t lo, hi; };
+struct mark_state {
+    struct mark_range *stack;   /* grey objects: [lo, hi) still to scan */
+    size_t top, cap, max_cap;   /* entries; max_cap bounds the memory used */
+    bool overflowed;            /* a push was dropped: rescan marked objects */
+    uint64_t bytes_scanned;
+    uint64_t bytes_marked;
+    uint64_t objects_marked;
+};
+
 struct cache_slot {             /* one cached span for one (kind, class) pair */
     uint64_t free;              /* free slots of bitmap word `word`, not handed out yet */
     uintptr_t base;             /* span base */
@@ -239,12 +249,20 @@ struct mutator {
     volatile atomic_word stop_seq;    /* last stop request this thread acknowledged */
     uint64_t stop_ns;                 /* how long it took to stop, last time */
     bool auto_registered;             /* registered by its first allocation */
+    bool collector;                   /* the collector thread: its stack holds no roots */
+    /* Concurrent mark (barrier.c, alloc.c) */
+    unsigned wbuf_n;                  /* values in wbuf */
+    uintptr_t wbuf[256];              /* barrier: values to shade, flushed when full */
+    uint64_t assist_debt;             /* bytes allocated black, not yet paid in scan work */
+    struct mark_state assist;         /* this thread's grey work while assisting */
     struct mutator *next, *prev;
 };
 
 extern __thread struct mutator *alloc_self __attribute__((tls_model("initial-exec")));
 extern struct central alloc_central[NUM_KINDS][NUM_CLASSES + 1];
 extern atomic_word alloc_heap_live;           /* bytes allocated since the last mark + marked */
+extern volatile int alloc_black;               /* concurrent mark: allocate marked */
+extern atomic_word alloc_assist_cpu_ns;
 
 void alloc_init(void);
 void alloc_lock_all(void);                      /* every central lock (fork) */
@@ -296,23 +314,33 @@ void stw_init(void);
 struct mutator *stw_register_self(bool automatic);  /* NULL on failure */
 void stw_unregister_self(void);
 uint64_t stw_stop_world(void);                      /* returns ns taken to stop */
+struct stw_stop_report {          /* the last stop: how long, and the slowest thread */
+    uint64_t stop_ns, slowest_ns;
+    pid_t slowest_tid;
+    pthread_t slowest;
+    int threads;
+};
+extern struct stw_stop_report stw_last_stop;
+void stw_trace(const char *what, uint32_t cycle_num, uint64_t pause_ns,
+               const struct stw_stop_report *r);
 void stw_start_world(void);
 
 /* ---- mark.c: grey work and conservative scanning ---------------------------- */
-struct mark_range { uintptr_t lo, hi; };
-struct mark_state {
-    struct mark_range *stack;   /* grey objects: [lo, hi) still to scan */
-    size_t top, cap, max_cap;   /* entries; max_cap bounds the memory used */
-    bool overflowed;            /* a push was dropped: rescan marked objects */
-    uint64_t bytes_scanned;
-    uint64_t bytes_marked;
-    uint64_t objects_marked;
-};
 void mark_init(struct mark_state *ms, size_t max_entries);
 void mark_destroy(struct mark_state *ms);
 void mark_scan_range(struct mark_state *ms, uintptr_t lo, uintptr_t hi);
 void mark_drain(struct mark_state *ms);
+void mark_set_atomic(bool on);                        /* mutators mark too */
+void mark_shade_value(struct mark_state *ms, uintptr_t w);
+void mark_shade_shared(const uintptr_t *v, size_t n); /* into the shared grey list */
+void mark_drain_concurrent(struct mark_state *ms);    /* until no work is left */
+uint64_t mark_assist(struct mark_state *ms, uint64_t budget); /* in a critical section */
+void mark_finish(struct mark_state *ms);              /* world stopped */
 bool mark_is_marked(uintptr_t obj);
+
+/* ---- barrier.c: write barrier slow path -------------------------------------------- */
+void barrier_flush(struct mutator *m);                /* in a critical section, or stopped */
+void barrier_shade_range(struct mutator *m, const void *dst, size_t len);
 
 /* ---- sweep.c ------------------------------------------------------------------ */
 struct sweep_result { uint64_t objects_freed, bytes_freed, spans_freed, live_bytes; };
@@ -330,7 +358,9 @@ struct cycle_state {
     volatile int phase;            /* enum gc_phase; changed only by cycle.c */
     atomic_word num_gc;            /* completed cycles */
     atomic_word next_gc;           /* heap goal in bytes */
+    atomic_word trigger;           /* heap size that starts a cycle (= goal when STW) */
     atomic_word disabled;          /* gc_disable depth */
+    atomic_word assist_ratio;      /* scan bytes owed per 1024 bytes allocated in mark */
     int percent;                   /* GCPERCENT, -1 = off */
     int64_t memory_limit;
     uint64_t init_ns;              /* os_now_ns at gc_init */

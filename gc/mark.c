@@ -8,6 +8,16 @@
  * to a white one, because scanning an object shades (marks and pushes) all it points
  * to before the object counts as black.
  *
+ * Concurrent marking (GCDEBUG=gcconcurrent=1) keeps the invariant differently: the
+ * roots are all scanned in the first pause, and from then on the write barrier shades
+ * the old value of every heap slot it overwrites (and the new one), so every object
+ * reachable when marking began is either reached by the marker or shaded by the
+ * barrier before the last path to it is cut: a snapshot at the beginning.  Objects
+ * allocated during marking are black from birth.  Stacks and globals are not rescanned,
+ * so stores into them need no barrier.  The marker reads each word of an object once;
+ * a word being overwritten concurrently yields either the old value (shaded by the
+ * barrier anyway) or the new one (shaded by the barrier too), so the race is benign.
+ *
  * The mark stack is an explicit array, never recursion, and its memory is bounded
  * (max_cap entries).  When it is full the object is marked but not pushed and the state
  * records an overflow; mark_drain then rescans every marked object in the heap, which
@@ -15,6 +25,7 @@
  */
 #include "internal.h"
 
+#include <sched.h>
 #include <string.h>
 
 /* Grey objects pass through a small FIFO between the mark stack and the scanner: an
@@ -23,6 +34,16 @@
 #ifndef PREFETCH_DEPTH
 #define PREFETCH_DEPTH 16
 #endif
+
+/* Set while mutators may mark too (barrier flushes, assists): mark bits are then set
+ * with a compare-and-swap so that exactly one marker pushes each object. */
+static volatile int mark_atomic;
+
+/* The shared grey list: work handed to the marker by barrier flushes, and work the
+ * marker hands to assisting mutators.  grey_lock; taken inside critical sections. */
+static pthread_mutex_t grey_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct mark_state shared;
+static atomic_word assists_active;   /* mutators holding grey work privately */
 
 void mark_init(struct mark_state *ms, size_t max_entries)
 {
@@ -89,12 +110,17 @@ static inline void shade(struct mark_state *ms, struct arena *const *arenas, uin
     AO_t bit = (AO_t)1 << (i & 63);
     if (!(AO_load(&s->alloc_bits[i >> 6]) & bit))
         return;   /* a free slot: never resurrect it */
-    AO_t old = AO_load(&s->mark_bits[i >> 6]);
-    if (old & bit)
-        return;   /* already grey or black */
-    /* One marker runs while the world is stopped: a plain store suffices.  Parallel
-     * markers will need an atomic OR here. */
-    AO_store(&s->mark_bits[i >> 6], old | bit);
+    for (;;) {
+        AO_t old = AO_load(&s->mark_bits[i >> 6]);
+        if (old & bit)
+            return;   /* already grey or black */
+        if (!mark_atomic) {   /* the only marker, the world stopped */
+            AO_store(&s->mark_bits[i >> 6], old | bit);
+            break;
+        }
+        if (AO_compare_and_swap(&s->mark_bits[i >> 6], old, old | bit))
+            break;
+    }
     size_t size = obj_size(s);
     ms->objects_marked++;
     ms->bytes_marked += size;
@@ -178,4 +204,122 @@ bool mark_is_marked(uintptr_t obj)
         return false;
     uint32_t i = span_index(s, base);
     return AO_load(&s->mark_bits[i >> 6]) & ((AO_t)1 << (i & 63));
+}
+
+/* ---- marking beside the mutators --------------------------------------------------- */
+
+void mark_set_atomic(bool on)
+{
+    mark_atomic = on;
+    if (!shared.max_cap)
+        mark_init(&shared, (size_t)16 << 20);
+}
+
+/* Shade one value that may point into the heap (a barrier's old or new value). */
+NO_SANITIZE void mark_shade_value(struct mark_state *ms, uintptr_t w)
+{
+    uintptr_t hlo = AO_load(&heap.lo), hhi = AO_load(&heap.hi);
+    if (w >= hlo && w < hhi)
+        shade(ms, heap.arenas, w);
+}
+
+/* A mutator's barrier buffer: shade each value into the shared grey list. */
+void mark_shade_shared(const uintptr_t *v, size_t n)
+{
+    pthread_mutex_lock(&grey_lock);
+    for (size_t i = 0; i < n; i++)
+        mark_shade_value(&shared, v[i]);
+    pthread_mutex_unlock(&grey_lock);
+}
+
+/* Move up to max entries from src to dst (both stacks). */
+static size_t move_work(struct mark_state *dst, struct mark_state *src, size_t max)
+{
+    size_t n = 0;
+    while (src->top > 0 && n < max) {
+        struct mark_range r = src->stack[--src->top];
+        push(dst, r.lo, r.hi);
+        n++;
+    }
+    return n;
+}
+
+/* Take work from the shared list into ms; false if there was none. */
+static bool take_shared(struct mark_state *ms, size_t max)
+{
+    pthread_mutex_lock(&grey_lock);
+    size_t n = move_work(ms, &shared, max);
+    bool overflowed = shared.overflowed;
+    shared.overflowed = false;
+    pthread_mutex_unlock(&grey_lock);
+    if (overflowed)
+        ms->overflowed = true;   /* rescanned at mark termination */
+    return n > 0;
+}
+
+/* The background marker: drain ms and the shared list until both are empty.  When
+ * the shared list runs dry while ms has plenty, half of it is offered there for
+ * assisting mutators.  Overflow is left for mark termination (world stopped). */
+void mark_drain_concurrent(struct mark_state *ms)
+{
+    for (;;) {
+        while (ms->top > 0) {
+            if (ms->top > 64 && AO_load((AO_t *)&shared.top) == 0) {
+                pthread_mutex_lock(&grey_lock);
+                size_t keep = ms->top / 2;
+                move_work(&shared, ms, ms->top - keep);
+                pthread_mutex_unlock(&grey_lock);
+            }
+            struct mark_range chunk[64];
+            size_t k = 0;
+            while (ms->top > 0 && k < 64)
+                chunk[k++] = ms->stack[--ms->top];
+            for (size_t j = 0; j < k; j++)   /* prefetch a batch, then scan it */
+                __builtin_prefetch((const void *)chunk[j].lo);
+            for (size_t j = 0; j < k; j++)
+                mark_scan_range(ms, chunk[j].lo, chunk[j].hi);
+        }
+        if (take_shared(ms, 4096))
+            continue;
+        /* Out of work, unless an assist still holds some: it hands back what it does
+         * not finish, so wait for it rather than leave that work to the pause. */
+        if (AO_load_acquire(&assists_active) == 0 && AO_load((AO_t *)&shared.top) == 0)
+            return;
+        sched_yield();
+    }
+}
+
+/* An assist: a mutator scans up to budget bytes of shared grey work.  Returns the
+ * bytes scanned (0 when there was no work).  The caller is in a critical section. */
+uint64_t mark_assist(struct mark_state *ms, uint64_t budget)
+{
+    if (!ms->max_cap)
+        mark_init(ms, (size_t)1 << 20);
+    atomic_add(&assists_active, 1);
+    uint64_t start = ms->bytes_scanned;
+    while (ms->bytes_scanned - start < budget) {
+        if (ms->top == 0 && !take_shared(ms, 64))
+            break;
+        struct mark_range r = ms->stack[--ms->top];
+        mark_scan_range(ms, r.lo, r.hi);
+    }
+    if (ms->top > 0 || ms->overflowed) {   /* hand back what is left */
+        pthread_mutex_lock(&grey_lock);
+        move_work(&shared, ms, ms->top);
+        if (ms->overflowed)
+            shared.overflowed = true;
+        ms->overflowed = false;
+        pthread_mutex_unlock(&grey_lock);
+    }
+    atomic_add(&assists_active, (AO_t)-1);
+    return ms->bytes_scanned - start;
+}
+
+/* Mark termination, world stopped: take everything shared, then drain for good
+ * (with the overflow rescan). */
+void mark_finish(struct mark_state *ms)
+{
+    while (take_shared(ms, SIZE_MAX))
+        ;
+    mark_drain(ms);
 }

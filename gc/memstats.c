@@ -22,7 +22,8 @@ void stats_record_cycle(const struct gc_cycle_info *ci, uint64_t pause_ns, uint6
     stats_gc.pause_end[i] = end_wall;
     stats_gc.pause_total_ns += pause_ns;
     stats_gc.last_gc_wall = end_wall;
-    stats_gc.gc_cpu_ns += pause_ns * ci->procs;
+    stats_gc.gc_cpu_ns += ci->stw1_cpu_ns + ci->assist_cpu_ns + ci->background_cpu_ns +
+                          ci->idle_cpu_ns + ci->stw2_cpu_ns;
     if (ci->forced)
         stats_gc.num_forced_gc++;
     AO_store(&cycle.num_gc, ci->num);

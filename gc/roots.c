@@ -174,6 +174,8 @@ uint64_t roots_scan_stacks(struct mark_state *ms)
 {
     uint64_t bytes = 0;
     for (struct mutator *m = stw_threads; m; m = m->next) {
+        if (m->collector)
+            continue;   /* stale grey addresses from its last mark would retain garbage */
         if (m == alloc_self) {
             bytes += scan_own_stack(ms, m);
             continue;

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 pthread_mutex_t stw_registry_lock = PTHREAD_MUTEX_INITIALIZER;
+struct stw_stop_report stw_last_stop;
 struct mutator *stw_threads;
 int stw_nthreads;
 
@@ -56,7 +57,6 @@ static void stop_here(struct mutator *m, const void *uctx)
     while (AO_load_acquire(&resume_seq) != seq)
         sigsuspend(&wait_mask);
     m->stopped_sp = 0;
-    sem_post(&ack_sem);
 }
 
 static void on_stop_signal(int sig, siginfo_t *info, void *uctx)
@@ -239,8 +239,8 @@ void stw_unregister_self(void)
     os_unmap(m, (sizeof(struct mutator) + 4095) & ~(size_t)4095, SYS_MCACHE);
 }
 
-/* Wait for n acknowledgements; name the threads that are late. */
-static void wait_acks(int n, AO_t seq, bool stopping)
+/* Wait for n stop acknowledgements; name the threads that are late. */
+static void wait_acks(int n, AO_t seq)
 {
     int timeout_ms = opt.stoptimeout;
     while (n > 0) {
@@ -257,8 +257,6 @@ static void wait_acks(int n, AO_t seq, bool stopping)
             continue;
         }
         if (errno == EINTR)
-            continue;
-        if (!stopping)
             continue;
         for (struct mutator *m = stw_threads; m; m = m->next)
             if (m != stopper && AO_load(&m->stop_seq) != seq) {
@@ -290,22 +288,33 @@ uint64_t stw_stop_world(void)
             gc_fatal_("cannot signal thread %d to stop (%s): did it exit without "
                       "gc_unregister_thread?", (int)m->tid, strerror(rc));
     }
-    wait_acks(n, seq, true);
-    return os_now_ns() - stop_start_ns;
+    wait_acks(n, seq);
+    uint64_t took = os_now_ns() - stop_start_ns;
+    /* For stwtrace: which thread was slowest to stop. */
+    struct stw_stop_report *r = &stw_last_stop;
+    memset(r, 0, sizeof *r);
+    r->stop_ns = took;
+    r->threads = n;
+    for (struct mutator *m = stw_threads; m; m = m->next)
+        if (m != stopper && m->stop_ns >= r->slowest_ns) {
+            r->slowest_ns = m->stop_ns;
+            r->slowest_tid = m->tid;
+            r->slowest = m->thread;
+        }
+    return took;
 }
 
+/* Resuming does not wait for the threads to run again: on a machine with fewer cores
+ * than runnable threads that would time the scheduler, not the pause.  A thread that
+ * has not woken yet when the next stop begins leaves its wait (resume_seq moved on),
+ * then takes the next stop signal, which stayed blocked while its handler ran. */
 void stw_start_world(void)
 {
     AO_t seq = AO_load(&stop_seq);
     AO_store_release(&resume_seq, seq);
-    int n = 0;
-    for (struct mutator *m = stw_threads; m; m = m->next) {
-        if (m == stopper)
-            continue;
-        if (pthread_kill(m->thread, resume_sig) == 0)
-            n++;
-    }
-    wait_acks(n, seq, false);
+    for (struct mutator *m = stw_threads; m; m = m->next)
+        if (m != stopper)
+            pthread_kill(m->thread, resume_sig);
     stopper = NULL;
     pthread_mutex_unlock(&stw_registry_lock);
 }
@@ -361,4 +370,22 @@ int gc_thread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void 
         free(a);
     }
     return rc;
+}
+
+/* GCDEBUG=stwtrace=1: one line per pause, after the world resumed (no stdio while
+ * it is stopped).  r is a copy taken during the pause. */
+void stw_trace(const char *what, uint32_t cycle_num, uint64_t pause_ns,
+               const struct stw_stop_report *r)
+{
+    char name[32] = "?";
+    if (r->threads == 0) {
+        gc_warn_("stw: gc %u %s: %.3f ms paused, no other thread to stop", cycle_num, what,
+                 pause_ns / 1e6);
+        return;
+    }
+    if (pthread_getname_np(r->slowest, name, sizeof name) != 0)
+        strcpy(name, "exited");
+    gc_warn_("stw: gc %u %s: %.3f ms paused, %d threads stopped in %.3f ms, slowest "
+             "thread %d (%s) took %.3f ms to stop", cycle_num, what, pause_ns / 1e6,
+             r->threads, r->stop_ns / 1e6, (int)r->slowest_tid, name, r->slowest_ns / 1e6);
 }

@@ -19,23 +19,27 @@ static void sweep_span(struct span *s, void *arg)
     GC_ASSERT(!s->cached && !s->in_partial);
     if (s->state == SPAN_LARGE) {
         size_t bytes = (size_t)s->npages * PAGE_SIZE;
-        if (AO_load(&s->mark_bits[0]) & 1) {
-            AO_store(&s->mark_bits[0], 0);
+        AO_t alloc = AO_load(&s->alloc_bits[0]) & 1, mark = AO_load(&s->mark_bits[0]) & 1;
+        AO_store(&s->mark_bits[0], 0);
+        if (alloc && mark) {
             r->live_bytes += bytes;
             return;
         }
-        counter_add(&sweep_nfree[0], 1);
-        counter_add(&sweep_large_free_bytes, bytes);
-        r->objects_freed++;
-        r->bytes_freed += bytes;
+        if (alloc) {   /* not freed by gc_free during the mark (which counted it) */
+            counter_add(&sweep_nfree[0], 1);
+            counter_add(&sweep_large_free_bytes, bytes);
+            r->objects_freed++;
+            r->bytes_freed += bytes;
+        }
         r->spans_freed++;
         heap_free_span(s);
         return;
     }
     uint32_t live = 0, freed = 0;
     for (uint32_t w = 0; w < (s->nelems + 63) / 64; w++) {
-        AO_t alloc = AO_load(&s->alloc_bits[w]), mark = AO_load(&s->mark_bits[w]);
-        GC_ASSERT((mark & ~alloc) == 0);   /* mark bits only on allocated slots */
+        /* A slot freed by gc_free during a concurrent mark may still be marked:
+         * only allocated and marked slots survive. */
+        AO_t alloc = AO_load(&s->alloc_bits[w]), mark = AO_load(&s->mark_bits[w]) & alloc;
         freed += (uint32_t)__builtin_popcountll(alloc & ~mark);
         if (s->tiny_bounds)   /* a freed block's tiny objects are gone */
             for (AO_t f = alloc & ~mark; f; f &= f - 1)

@@ -265,6 +265,9 @@ START_TEST(stop_and_resume_all_kinds)
                           (unsigned long)sp[i]);
             ck_assert_msg(later[i] == frozen[i], "%s worker ran while stopped (%lu -> %lu)",
                           kind_name[kinds[i]], (unsigned long)frozen[i], (unsigned long)later[i]);
+            /* stw_start_world does not wait for threads to run again: give it time. */
+            for (int t = 0; t < 2000 && w[i].m->stopped_sp != 0; t++)
+                sleep_ms(1);
             ck_assert_msg(w[i].m->stopped_sp == 0, "%s worker: stopped_sp not cleared",
                           kind_name[kinds[i]]);
         }

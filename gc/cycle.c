@@ -124,6 +124,13 @@ static uint64_t run_cycle(struct gc_cycle_info *ci, bool concurrent)
         for (struct mutator *m = stw_threads; m; m = m->next)
             alloc_flush_cache(m);
         alloc_black = 0;
+        if (opt.gccheckmark) {
+            uint64_t missed = mark_check(&marker);
+            if (missed)
+                gc_fatal_("gccheckmark: %llu reachable object%s not marked by the "
+                          "concurrent mark (cycle %u)", (unsigned long long)missed,
+                          missed == 1 ? " was" : "s were", ci->num);
+        }
         ci->assist_cpu_ns = AO_load(&alloc_assist_cpu_ns);
     } else {
         t1 = os_now_ns();

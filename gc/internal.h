@@ -141,6 +141,7 @@ struct span {
                                    offset o, bit 16 + e - 1 = an object ends at e */
     atomic_word alloc_bits[BITMAP_WORDS];  /* 1 = slot allocated (or reserved by a cache) */
     atomic_word mark_bits[BITMAP_WORDS];   /* 1 = reached in the current mark */
+    atomic_word check_bits[BITMAP_WORDS];  /* gccheckmark: objects already reported */
 };
 
 struct arena {
@@ -204,6 +205,7 @@ struct mark_state {
     struct mark_range *stack;   /* grey objects: [lo, hi) still to scan */
     size_t top, cap, max_cap;   /* entries; max_cap bounds the memory used */
     bool overflowed;            /* a push was dropped: rescan marked objects */
+    uint64_t check_errors;      /* gccheckmark: unmarked objects found */
     uint64_t bytes_scanned;
     uint64_t bytes_marked;
     uint64_t objects_marked;
@@ -305,6 +307,9 @@ void roots_lock_all(void);                            /* fork */
 void roots_unlock_all(void);                             /* before the world stops */
 uint64_t roots_scan_globals(struct mark_state *ms);   /* bytes scanned */
 uint64_t roots_scan_stacks(struct mark_state *ms);    /* world stopped; bytes scanned */
+/* Call fn on every global root range (data segments and gc_add_roots ranges). */
+void roots_for_each_global(struct mark_state *ms,
+                           void (*fn)(struct mark_state *ms, uintptr_t lo, uintptr_t hi));
 
 /* ---- stw.c: thread registry, stop and resume the world ---------------------- */
 extern pthread_mutex_t stw_registry_lock;
@@ -336,6 +341,7 @@ void mark_shade_shared(const uintptr_t *v, size_t n); /* into the shared grey li
 void mark_drain_concurrent(struct mark_state *ms);    /* until no work is left */
 uint64_t mark_assist(struct mark_state *ms, uint64_t budget); /* in a critical section */
 void mark_finish(struct mark_state *ms);              /* world stopped */
+uint64_t mark_check(struct mark_state *ms);           /* gccheckmark; world stopped */
 bool mark_is_marked(uintptr_t obj);
 
 /* ---- barrier.c: write barrier slow path -------------------------------------------- */

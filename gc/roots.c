@@ -154,6 +154,27 @@ uint64_t roots_scan_globals(struct mark_state *ms)
     return bytes;
 }
 
+void roots_for_each_global(struct mark_state *ms,
+                           void (*fn)(struct mark_state *ms, uintptr_t lo, uintptr_t hi))
+{
+    uintptr_t xlo = (uintptr_t)&heap, xhi = (uintptr_t)(&heap + 1);
+    for (size_t i = 0; i < segments.n; i++) {
+        uintptr_t lo = segments.v[i].lo, hi = segments.v[i].hi;
+        if (xhi <= lo || xlo >= hi) {
+            fn(ms, lo, hi);
+            continue;
+        }
+        if (lo < xlo)
+            fn(ms, lo, xlo);
+        if (xhi < hi)
+            fn(ms, xhi, hi);
+    }
+    pthread_mutex_lock(&roots_lock);
+    for (size_t i = 0; i < added.n; i++)
+        fn(ms, added.v[i].lo, added.v[i].hi);
+    pthread_mutex_unlock(&roots_lock);
+}
+
 /* ---- stacks and registers ---------------------------------------------------------------------- */
 
 /* The collecting thread's own stack: spill its registers into this frame first. */

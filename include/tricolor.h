@@ -111,22 +111,27 @@ GC_API void gc_read_memstats(struct gc_memstats *m);
 GC_API extern volatile int gc_barrier_active_;
 GC_API void gc_write_barrier_slow_(void *slot, void *value);
 
-static inline void gc_write_pointer_(void **slot, void *value)
-{
-    if (GC_UNLIKELY(gc_barrier_active_))
-        gc_write_barrier_slow_(slot, value);
-    *slot = value;
-}
+/* Keep v in a register up to this point (see GC_WRITE). */
+#if defined(__GNUC__)
+#define GC_KEEP_(v) __asm__ volatile("" : : "r"(v))
+#else
+#define GC_KEEP_(v) ((void)(v))
+#endif
 
-/* Statement: store the pointer value into the heap lvalue. */
-/* Each argument is evaluated exactly once. */
+/* Statement: store the pointer value into the heap lvalue.  The slot's old value is
+ * read first (the slot is about to be written, so it is in cache) and held until the
+ * store is done: a collection may stop the thread between the flag test and the
+ * store, and the old value must then be in a register, where the root scan finds it.
+ * Each argument is evaluated exactly once. */
 #define GC_WRITE(lvalue, value)                                                   \
     do {                                                                          \
         __typeof__(lvalue) *gc_write_p_ = &(lvalue);                              \
         __typeof__(lvalue) gc_write_v_ = (value);                                 \
+        __typeof__(lvalue) gc_write_old_ = *(__typeof__(lvalue) volatile *)gc_write_p_; \
         if (GC_UNLIKELY(gc_barrier_active_))                                      \
             gc_write_barrier_slow_((void *)gc_write_p_, (void *)(uintptr_t)gc_write_v_); \
         *gc_write_p_ = gc_write_v_;                                               \
+        GC_KEEP_(gc_write_old_);                                                  \
     } while (0)
 
 GC_API void gc_write_range(void *dst, size_t len);

@@ -55,6 +55,9 @@ NO_SANITIZE void barrier_shade_range(struct mutator *m, const void *dst, size_t 
         buffer_value(m, *(volatile uintptr_t *)p);
 }
 
+/* Shades the old contents of [dst, dst+len) if a mark is running.  The caller's own
+ * copy that follows is not covered if a collection starts in between: use gc_memcpy,
+ * gc_memmove or gc_memset, which test and copy together, where that matters. */
 void gc_write_range(void *dst, size_t len)
 {
     if (!gc_barrier_active_)
@@ -68,20 +71,79 @@ void gc_write_range(void *dst, size_t len)
     critical_leave(m);
 }
 
+/* The bulk copies test the flag and copy inside one critical section, a chunk at a
+ * time: a collection cannot start between the test and the copy (which would let the
+ * copy overwrite pointers unshaded), and a large copy does not hold up a pause. */
+enum { CHUNK = 4096 };
+
 void *gc_memcpy(void *dst, const void *src, size_t n)
 {
-    gc_write_range(dst, n);
-    return memcpy(dst, src, n);
+    struct mutator *m = self_or_register();
+    if (!m)
+        return memcpy(dst, src, n);
+    for (size_t off = 0; off < n; off += CHUNK) {
+        size_t len = n - off < CHUNK ? n - off : CHUNK;
+        critical_enter(m);
+        if (gc_barrier_active_)
+            barrier_shade_range(m, (char *)dst + off, len);
+        memcpy((char *)dst + off, (const char *)src + off, len);
+        critical_leave(m);
+    }
+    return dst;
 }
 
 void *gc_memmove(void *dst, const void *src, size_t n)
 {
-    gc_write_range(dst, n);
-    return memmove(dst, src, n);
+    struct mutator *m = self_or_register();
+    if (!m || n <= CHUNK || (uintptr_t)dst + n <= (uintptr_t)src ||
+        (uintptr_t)src + n <= (uintptr_t)dst) {
+        if (!m)
+            return memmove(dst, src, n);
+        if (n > CHUNK)   /* no overlap: chunk by chunk, like memcpy */
+            return gc_memcpy(dst, src, n);
+        critical_enter(m);
+        if (gc_barrier_active_)
+            barrier_shade_range(m, dst, n);
+        memmove(dst, src, n);
+        critical_leave(m);
+        return dst;
+    }
+    /* Overlapping and large: copy in chunks in the safe direction. */
+    if ((uintptr_t)dst < (uintptr_t)src) {
+        for (size_t off = 0; off < n; off += CHUNK) {
+            size_t len = n - off < CHUNK ? n - off : CHUNK;
+            critical_enter(m);
+            if (gc_barrier_active_)
+                barrier_shade_range(m, (char *)dst + off, len);
+            memmove((char *)dst + off, (const char *)src + off, len);
+            critical_leave(m);
+        }
+    } else {
+        for (size_t end = n; end > 0;) {
+            size_t len = end < CHUNK ? end : CHUNK;
+            end -= len;
+            critical_enter(m);
+            if (gc_barrier_active_)
+                barrier_shade_range(m, (char *)dst + end, len);
+            memmove((char *)dst + end, (const char *)src + end, len);
+            critical_leave(m);
+        }
+    }
+    return dst;
 }
 
 void *gc_memset(void *dst, int c, size_t n)
 {
-    gc_write_range(dst, n);
-    return memset(dst, c, n);
+    struct mutator *m = self_or_register();
+    if (!m)
+        return memset(dst, c, n);
+    for (size_t off = 0; off < n; off += CHUNK) {
+        size_t len = n - off < CHUNK ? n - off : CHUNK;
+        critical_enter(m);
+        if (gc_barrier_active_)
+            barrier_shade_range(m, (char *)dst + off, len);
+        memset((char *)dst + off, c, len);
+        critical_leave(m);
+    }
+    return dst;
 }

@@ -18,11 +18,25 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#if defined(PEER_TRICOLOR)
+#if defined(PEER_TRICOLOR) || defined(PEER_TRICOLOR_CONC)
 #include <tricolor.h>
+#ifdef PEER_TRICOLOR_CONC
+#define PEER_NAME "tricolor-conc"
+#else
 #define PEER_NAME "tricolor"
+#endif
 #define PEER_COLLECTS 1
-static inline void peer_init(void) { gc_init(); }
+static inline void peer_init(void)
+{
+#ifdef PEER_TRICOLOR_CONC
+    /* Concurrent marking (GCDEBUG=gcconcurrent=1), with any other GCDEBUG keys kept. */
+    const char *old = getenv("GCDEBUG");
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s%sgcconcurrent=1", old ? old : "", old && *old ? "," : "");
+    setenv("GCDEBUG", buf, 1);
+#endif
+    gc_init();
+}
 static inline void *peer_alloc(size_t n) { return gc_malloc(n); }
 static inline void *peer_alloc_atomic(size_t n) { return gc_malloc_atomic(n); }
 static inline void peer_free(void *p) { (void)p; }

@@ -158,7 +158,9 @@ void alloc_release_span(struct span *s)
 {
     struct central *c = &alloc_central[s->kind][s->cls];
     pthread_mutex_lock(&c->lock);
-    if (!s->cached && !s->in_partial && span_has_free(s))
+    /* An unswept span waits for the sweeper: its bits still hold last cycle's dead. */
+    if (!s->cached && !s->in_partial && AO_load(&s->sweepgen) == AO_load(&sweep_gen) &&
+        span_has_free(s))
         partial_push(c, s);
     pthread_mutex_unlock(&c->lock);
 }
@@ -590,8 +592,10 @@ void gc_free(void *p)
         barrier_shade_range(m, p, size);   /* freeing deletes every pointer it held */
     if (s->state == SPAN_LARGE) {
         size_t bytes = object_size(s);
-        if (alloc_black) {
-            /* A marker may be scanning it: the span stays until the sweep frees it. */
+        bool defer = alloc_black || sweep_active;
+        if (defer) {
+            /* A marker may be scanning it, or the sweeper sweeping it: the span stays
+             * until a sweep frees it. */
             if (!(AO_load(&s->alloc_bits[0]) & 1) ||
                 !AO_compare_and_swap_full(&s->alloc_bits[0], 1, 0)) {
                 critical_leave(m);
@@ -602,7 +606,7 @@ void gc_free(void *p)
         counter_add(&m->stats.nfree[0], 1);
         counter_add(&m->stats.large_free_bytes, bytes);
         atomic_add(&alloc_heap_live, -(AO_t)bytes);
-        if (!alloc_black)
+        if (!defer)
             heap_free_span(s);
         critical_leave(m);
         return;

@@ -144,21 +144,45 @@ static uint64_t run_cycle(struct gc_cycle_info *ci, bool concurrent)
         verify_no_black_to_white();
     ci->heap_end = AO_load(&alloc_heap_live);
 
-    /* ---- sweep (with the world stopped, for now) ---- */
     struct sweep_result sr;
     memset(&sr, 0, sizeof sr);
-    set_phase(PHASE_SWEEP);
-    sweep_all(&sr);
-    if (GC_DEBUG_BUILD)
-        verify_heap();
+    uint64_t t3, sweep_cpu = 0;
+    if (concurrent) {
+        /* ---- sweep while the program runs ---- */
+        sweep_begin();
+        set_phase(PHASE_SWEEP);
+        stw_start_world();
+        t3 = os_now_ns();
+        uint64_t c0 = os_thread_cpu_ns();
+        sweep_background(&sr);
+        sweep_cpu = os_thread_cpu_ns() - c0;
+        if (GC_DEBUG_BUILD) {   /* the verifier needs the world stopped */
+            stw_stop_world();
+            for (struct mutator *m = stw_threads; m; m = m->next)
+                alloc_flush_cache(m);
+            verify_heap();
+            stw_start_world();
+        }
+    } else {
+        set_phase(PHASE_SWEEP);
+        sweep_all(&sr);
+        if (GC_DEBUG_BUILD)
+            verify_heap();
+        AO_store(&alloc_heap_live, sr.live_bytes);
+    }
     ci->heap_live = sr.live_bytes;
-    AO_store(&alloc_heap_live, sr.live_bytes);
+    if (concurrent)   /* stop-the-world cycles hold cycle.lock throughout */
+        pthread_mutex_lock(&cycle.lock);
     cycle.last_live = sr.live_bytes;
     cycle.last_roots = ci->stacks_scanned + ci->globals_scanned;
     set_goal(sr.live_bytes, cycle.last_roots);
+    if (concurrent)
+        pthread_mutex_unlock(&cycle.lock);
     set_phase(PHASE_OFF);
-    stw_start_world();
-    uint64_t t3 = os_now_ns();
+    if (!concurrent) {
+        stw_start_world();
+        t3 = os_now_ns();
+    }
 
     ci->sweep_term_ns = t1 - t0;
     ci->mark_ns = t2 - t1;
@@ -175,7 +199,7 @@ static uint64_t run_cycle(struct gc_cycle_info *ci, bool concurrent)
     ci->stw1_cpu_ns = ci->sweep_term_ns * ci->procs;
     ci->stw2_cpu_ns = ci->mark_term_ns * ci->procs;
     if (concurrent) {
-        ci->background_cpu_ns = background_cpu;
+        ci->background_cpu_ns = background_cpu + sweep_cpu;
         return ci->sweep_term_ns + ci->mark_term_ns;
     }
     ci->background_cpu_ns = ci->mark_ns * ci->procs;

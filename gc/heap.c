@@ -295,6 +295,7 @@ struct span *heap_alloc_span(size_t npages)
         s->needzero = 0;      /* pages given back with MADV_DONTNEED read as zero */
     }
     s->state = SPAN_INIT;     /* the caller fills it in and publishes it */
+    AO_store(&s->sweepgen, AO_load(&sweep_gen));   /* born swept */
     s->next = s->prev = NULL;
     heap.pages_inuse += s->npages;
     heap.spans_inuse++;

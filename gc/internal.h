@@ -136,6 +136,7 @@ struct span {
     uint32_t size;              /* object size in bytes (npages * PAGE_SIZE if large) */
     uint32_t nelems;            /* object slots */
     uint32_t div_mul;           /* see struct size_class */
+    atomic_word sweepgen;       /* sweep_gen: swept; -1: being swept; -2: to sweep */
     struct span *next, *prev;   /* free-run bin or central partial list */
     atomic_word *tiny_bounds;   /* KIND_TINY: per block, bit o = an object starts at
                                    offset o, bit 16 + e - 1 = an object ends at e */
@@ -351,8 +352,12 @@ void barrier_shade_range(struct mutator *m, const void *dst, size_t len);
 /* ---- sweep.c ------------------------------------------------------------------ */
 struct sweep_result { uint64_t objects_freed, bytes_freed, spans_freed, live_bytes; };
 void sweep_all(struct sweep_result *r);              /* world stopped */
+void sweep_begin(void);                              /* world stopped: all spans unswept */
+void sweep_background(struct sweep_result *r);       /* the collector, world running */
 extern atomic_word sweep_nfree[NUM_CLASSES + 1];      /* objects freed by sweeping, per class */
 extern atomic_word sweep_large_free_bytes;
+extern atomic_word sweep_gen;                         /* current sweep generation (even) */
+extern volatile int sweep_active;                     /* a background sweep is running */
 
 /* ---- pacer.c: heap goal --------------------------------------------------------- */
 uint64_t pacer_heap_goal(uint64_t live, uint64_t roots, int percent);

@@ -328,6 +328,26 @@ static void request(enum cycle_why why)
 
 static void atfork_child(void)
 {
+    /* Forked in the middle of a concurrent cycle: finish or forget its work here,
+     * the only thread, since the collector thread did not come along. */
+    if (cycle.phase == PHASE_SWEEP_TERM || cycle.phase == PHASE_MARK ||
+        cycle.phase == PHASE_MARK_TERM) {
+        gc_barrier_active_ = 0;
+        if (alloc_self) {
+            alloc_self->wbuf_n = 0;
+            alloc_flush_cache(alloc_self);
+        }
+        alloc_black = 0;
+        mark_abandon(&marker);
+        set_phase(PHASE_OFF);
+    } else if (sweep_active) {
+        struct sweep_result sr;
+        memset(&sr, 0, sizeof sr);
+        if (alloc_self)
+            alloc_flush_cache(alloc_self);
+        sweep_background(&sr);   /* the marks are complete: sweep the rest */
+        set_phase(PHASE_OFF);
+    }
     worker_started = false;   /* the collector thread did not come along */
     pthread_cond_init(&cycle_cv, NULL);   /* it may have been waiting on it */
     worker = NULL;

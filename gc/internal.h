@@ -343,6 +343,7 @@ void mark_drain_concurrent(struct mark_state *ms);    /* until no work is left *
 uint64_t mark_assist(struct mark_state *ms, uint64_t budget); /* in a critical section */
 void mark_finish(struct mark_state *ms);              /* world stopped */
 uint64_t mark_check(struct mark_state *ms);           /* gccheckmark; world stopped */
+void mark_abandon(struct mark_state *ms);             /* fork child: forget a mark */
 bool mark_is_marked(uintptr_t obj);
 
 /* ---- barrier.c: write barrier slow path -------------------------------------------- */

@@ -397,3 +397,24 @@ uint64_t mark_check(struct mark_state *ms)
         gc_warn_("gccheckmark: ... and %llu more", (unsigned long long)(ms->check_errors - 20));
     return ms->check_errors;
 }
+
+/* fork() in the middle of a concurrent mark: the child has no collector thread to
+ * finish it.  Forget the mark (grey work and every mark bit); the child's next cycle
+ * starts afresh.  Only one thread exists. */
+static void clear_mark_bits(struct span *s, void *arg)
+{
+    (void)arg;
+    for (int w = 0; w < BITMAP_WORDS; w++)
+        AO_store(&s->mark_bits[w], 0);
+}
+
+void mark_abandon(struct mark_state *ms)
+{
+    heap_for_each_span(clear_mark_bits, NULL);
+    ms->top = 0;
+    ms->overflowed = false;
+    shared.top = 0;
+    shared.overflowed = false;
+    AO_store(&assists_active, 0);
+    mark_atomic = 0;
+}

@@ -217,10 +217,13 @@ void stw_unregister_self(void)
     if (!m)
         return;
     /* Give the cached spans back while still registered, so no collection can run
-     * while this thread's cache is half-returned. */
+     * while this thread's cache is half-returned; a mark under way gets what the
+     * thread's barrier buffer holds. */
     critical_enter(m);
+    barrier_flush(m);
     alloc_flush_cache(m);
     critical_leave(m);
+    mark_destroy(&m->assist);
 
     pthread_mutex_lock(&stw_registry_lock);
     if (m->prev)

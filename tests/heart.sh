@@ -164,6 +164,14 @@ art threadleak >"$tmp/threadleak.art"
 art leak >"$tmp/leak.art"
 cmp -s "$tmp/threadleak.art" "$tmp/leak.art" || fail "--threads 4 --leak draws different frames"
 
+echo "--- --threads 4 with concurrent marking, checked by gccheckmark"
+GCDEBUG=gcconcurrent=1,gccheckmark=1 "$heart" --plain --frames 200 --threads 4 --leak \
+    >"$tmp/conc.out" 2>"$tmp/conc.err" </dev/null
+rc=$?
+[ "$rc" -eq 0 ] || fail "concurrent marking with gccheckmark: exit status $rc: $(head -n 2 "$tmp/conc.err")"
+[ -s "$tmp/conc.err" ] && fail "concurrent marking with gccheckmark wrote on stderr: $(head -n 2 "$tmp/conc.err")"
+frames conc 200
+
 # ---- gctrace --------------------------------------------------------------------------------
 echo "--- GCDEBUG=gctrace=1: gctrace on stderr, the heart on stdout"
 GCDEBUG=gctrace=1 "$heart" --plain --frames 200 >"$tmp/trace.out" 2>"$tmp/trace.err" </dev/null

@@ -318,6 +318,18 @@ static void maybe_assist(struct mutator *m)
     atomic_add(&alloc_assist_cpu_ns, os_thread_cpu_ns() - t0);
 }
 
+/* The page heap could not grow: the first time, a full collection (unless collection
+ * is disabled) and true, to try once more; after that, ENOMEM and false. */
+static bool collect_after_oom(int attempt)
+{
+    if (attempt > 0 || AO_load(&cycle.disabled)) {
+        errno = ENOMEM;
+        return false;
+    }
+    cycle_run(WHY_OOM);
+    return true;
+}
+
 static void *alloc_small_slow(struct mutator *m, unsigned kind, unsigned cls)
 {
     int saved_errno = errno;   /* a failed first try must not leave ENOMEM behind */
@@ -343,13 +355,8 @@ static void *alloc_small_slow(struct mutator *m, unsigned kind, unsigned cls)
             return p;
         }
         critical_leave(m);
-        if (attempt > 0) {
-            errno = ENOMEM;
+        if (!collect_after_oom(attempt))
             return NULL;
-        }
-        if (AO_load(&cycle.disabled))
-            return NULL;
-        cycle_run(WHY_OOM);   /* out of memory: a full collection, then one more try */
     }
 }
 
@@ -401,15 +408,8 @@ static void *alloc_large(struct mutator *m, size_t n, unsigned kind)
             return p;
         }
         critical_leave(m);
-        if (attempt > 0) {
-            errno = ENOMEM;
+        if (!collect_after_oom(attempt))
             return NULL;
-        }
-        if (AO_load(&cycle.disabled)) {
-            errno = ENOMEM;
-            return NULL;
-        }
-        cycle_run(WHY_OOM);
     }
 }
 

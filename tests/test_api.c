@@ -15,6 +15,8 @@
 #include <tricolor.h>
 
 #include <check.h>
+#define TESTUTIL_OWN_RNG
+#include "testutil.h"
 #include <errno.h>
 #include <inttypes.h>
 #include <stdint.h>
@@ -26,18 +28,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* ck_assert* records a checkpoint with the test runner (a write(2)) each time it
- * passes, which dominates hot loops; these call into Check only when they fail. */
-#define must(c)                                                                           \
-    do {                                                                                  \
-        if (!(c))                                                                         \
-            ck_abort_msg("Assertion '%s' failed", #c);                                    \
-    } while (0)
-#define must_msg(c, ...)                                                                  \
-    do {                                                                                  \
-        if (!(c))                                                                         \
-            ck_abort_msg(__VA_ARGS__);                                                    \
-    } while (0)
 
 /* ---- helpers ------------------------------------------------------------------------ */
 

@@ -44,6 +44,7 @@
 #include <tricolor.h>
 
 #include <check.h>
+#include "testutil.h"
 #include <inttypes.h>
 #include <pthread.h>
 #include <sched.h>
@@ -77,29 +78,6 @@
 static uint64_t seed;
 static double scale = 1.0;
 
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdu;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53u;
-    x ^= x >> 33;
-    return x;
-}
-
-struct rng {
-    uint64_t s;
-};
-
-static uint64_t rnd(struct rng *r)
-{
-    uint64_t x = r->s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    r->s = x;
-    return x * 0x2545f4914f6cdd1du;
-}
 
 static uint64_t below(struct rng *r, uint64_t n)
 {

@@ -18,6 +18,7 @@
 #include "internal.h"
 
 #include <check.h>
+#include "testutil.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -27,12 +28,6 @@
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
 
-static __attribute__((noinline)) void clobber_stack(void)
-{
-    volatile char buf[32768];
-    for (size_t i = 0; i < sizeof buf; i++)
-        buf[i] = 0;
-}
 
 static void read_stats(struct gc_memstats *ms)   /* ms is malloc'd: it is big */
 {

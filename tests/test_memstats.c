@@ -18,6 +18,8 @@
 #include <tricolor.h>
 
 #include <check.h>
+#define TESTUTIL_OWN_RNG
+#include "testutil.h"
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -27,18 +29,6 @@
 #include <string.h>
 #include <time.h>
 
-/* ck_assert* records a checkpoint with the test runner (a write(2)) each time it
- * passes, which dominates hot loops; these call into Check only when they fail. */
-#define must(c)                                                                           \
-    do {                                                                                  \
-        if (!(c))                                                                         \
-            ck_abort_msg("Assertion '%s' failed", #c);                                    \
-    } while (0)
-#define must_msg(c, ...)                                                                  \
-    do {                                                                                  \
-        if (!(c))                                                                         \
-            ck_abort_msg(__VA_ARGS__);                                                    \
-    } while (0)
 
 #define MiB ((uint64_t)1 << 20)
 

@@ -14,6 +14,7 @@
 #include "internal.h"
 
 #include <check.h>
+#include "testutil.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,14 +30,6 @@ enum { N = 512 };   /* objects per observation */
 
 /* ---- helpers ---------------------------------------------------------------------- */
 
-/* Overwrite the dead part of the stack below the caller, so stale pointers left by
- * earlier calls do not retain objects. */
-static __attribute__((noinline)) void clobber_stack(void)
-{
-    volatile char buf[32768];
-    for (size_t i = 0; i < sizeof buf; i++)
-        buf[i] = 0;
-}
 
 static void collect(void)
 {

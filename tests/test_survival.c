@@ -13,24 +13,14 @@
 #include <tricolor.h>
 
 #include <check.h>
+#define TESTUTIL_OWN_RNG
+#include "testutil.h"
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* ck_assert* records a checkpoint with the test runner (a write(2)) each time it
- * passes, which dominates hot loops; these call into Check only when they fail. */
-#define must(c)                                                                           \
-    do {                                                                                  \
-        if (!(c))                                                                         \
-            ck_abort_msg("Assertion '%s' failed", #c);                                    \
-    } while (0)
-#define must_msg(c, ...)                                                                  \
-    do {                                                                                  \
-        if (!(c))                                                                         \
-            ck_abort_msg(__VA_ARGS__);                                                    \
-    } while (0)
 
 #define ROUNDS 300
 #define MAX_ID 6000           /* ids live in [0, MAX_ID) */

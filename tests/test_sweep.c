@@ -14,6 +14,7 @@
 #include "internal.h"
 
 #include <check.h>
+#include "testutil.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,12 +22,6 @@
 #define HIDE(p) ((uintptr_t)(p) ^ KEY)
 #define SHOW(h) ((void *)((h) ^ KEY))
 
-static __attribute__((noinline)) void clobber_stack(void)
-{
-    volatile char buf[32768];
-    for (size_t i = 0; i < sizeof buf; i++)
-        buf[i] = 0;
-}
 
 static void collect(void)
 {

@@ -18,6 +18,7 @@
 #include <tricolor.h>
 
 #include <check.h>
+#include "testutil.h"
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -28,18 +29,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* ck_assert* records a checkpoint with the test runner (a write(2)) each time it
- * passes, which dominates hot loops; these call into Check only when they fail. */
-#define must(c)                                                                           \
-    do {                                                                                  \
-        if (!(c))                                                                         \
-            ck_abort_msg("Assertion '%s' failed", #c);                                    \
-    } while (0)
-#define must_msg(c, ...)                                                                  \
-    do {                                                                                  \
-        if (!(c))                                                                         \
-            ck_abort_msg(__VA_ARGS__);                                                    \
-    } while (0)
 
 #define NWORKERS 4
 #define ROUNDS 6000
@@ -49,29 +38,6 @@
 #define HAND_KEEP 32
 #define LIST_MAGIC 0x4c495354u
 
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdu;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53u;
-    x ^= x >> 33;
-    return x;
-}
-
-struct rng {
-    uint64_t s;
-};
-
-static uint64_t rnd(struct rng *r)
-{
-    uint64_t x = r->s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    r->s = x;
-    return x * 0x2545f4914f6cdd1du;
-}
 
 /* ---- lists ---------------------------------------------------------------------------- */
 

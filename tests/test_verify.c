@@ -17,6 +17,7 @@
 #include "internal.h"
 
 #include <check.h>
+#include "testutil.h"
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -29,12 +30,6 @@
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
 
-static __attribute__((noinline)) void clobber_stack(void)
-{
-    volatile char buf[32768];
-    for (size_t i = 0; i < sizeof buf; i++)
-        buf[i] = 0;
-}
 
 /* ---- a varied heap ------------------------------------------------------------------------- */
 

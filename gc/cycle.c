@@ -2,12 +2,14 @@
  *
  *   OFF -> SWEEP_TERM (stop the world, take back thread caches, scan the roots)
  *       -> MARK       (drain grey work)
- *       -> MARK_TERM  (marking done: sweep, compute the live heap and the next goal)
- *       -> OFF        (resume the world, report the cycle)
+ *       -> MARK_TERM  (marking done: finish the grey work)
+ *       -> SWEEP      (mark bits become allocation bits; the next goal)
+ *       -> OFF        (report the cycle)
  *
- * In this build the whole cycle runs with the world stopped, so one pause covers all
- * three phases; the phases are still timed separately, and each is the step that the
- * concurrent collector runs with the world running (MARK) or stopped (the other two).
+ * By default the calling thread runs the whole cycle with the world stopped, so one
+ * pause covers every phase.  With GCDEBUG=gcconcurrent=1 a collector thread runs each
+ * cycle: the world is stopped only in SWEEP_TERM and MARK_TERM, and MARK and SWEEP run
+ * beside the program.  Allocating threads and gc_collect only request cycles there.
  */
 #define _GNU_SOURCE
 #include "internal.h"

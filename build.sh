@@ -3,8 +3,9 @@
 #
 #   ./build.sh demo    install what is missing, build, run the heart demo with gctrace on
 #   ./build.sh check   install what is missing, build, run the whole test suite
-#                      (unit tests, whole-program tests, the install test), then again
-#                      from the tarball with the heap verifier, and under ASan+UBSan
+#                      (unit tests, whole-program tests, the install test) in both
+#                      collector modes, then again from the tarball with the heap
+#                      verifier, and under ASan+UBSan
 #   ./build.sh         just build
 set -eu
 cd "$(dirname "$0")"
@@ -42,9 +43,11 @@ demo)
     tail -n 20 gctrace.log
     ;;
 check)
-    # 1. the release build; 2. the tarball, built apart, with assertions and the heap
-    # verifier after every cycle; 3. the same under AddressSanitizer and UBSan.
+    # 1. the release build, in both collector modes (stop-the-world, the default, and
+    # concurrent); 2. the tarball, built apart, with assertions and the heap verifier
+    # after every cycle; 3. the same under AddressSanitizer and UBSan.
     make -j"$jobs" check
+    GCDEBUG=gcconcurrent=1 make -j"$jobs" check
     make -j"$jobs" distcheck DISTCHECK_CONFIGURE_FLAGS="--enable-werror --enable-debug"
     # Under ASan, stale words in its larger stack frames keep a little more garbage
     # alive, and the tests' "most of it is reclaimed" thresholds can be missed by an

@@ -247,11 +247,12 @@ static void *worker_main(void *arg)
 {
     (void)arg;
     pthread_setname_np(pthread_self(), "tricolor-gc");
-    worker = stw_register_self(false);
-    if (!worker)
+    struct mutator *self = stw_register_self(false);
+    if (!self)
         gc_fatal_("the collector thread cannot register");
-    worker->collector = true;
+    self->collector = true;
     pthread_mutex_lock(&cycle.lock);
+    worker = self;   /* read under cycle.lock */
     for (;;) {
         while (requested <= (uint32_t)AO_load(&cycle.num_gc))
             pthread_cond_wait(&cycle_cv, &cycle.lock);
@@ -286,7 +287,10 @@ static void start_worker(void)
 
 static void request(enum cycle_why why)
 {
-    if (alloc_self && alloc_self == worker && why != WHY_PACER) {
+    pthread_mutex_lock(&cycle.lock);
+    bool on_worker = alloc_self && alloc_self == worker;
+    pthread_mutex_unlock(&cycle.lock);
+    if (on_worker && why != WHY_PACER) {
         /* The hook, on the collector thread, asked for a cycle: run it here. */
         worker_cycle(why);
         struct gc_cycle_info ci = last_info;
@@ -308,8 +312,7 @@ static void request(enum cycle_why why)
         /* Far past the goal (the collector is behind and assists found no work to
          * take): wait for the cycle under way, so the heap cannot run away.  Not on
          * the collector thread itself (a hook that allocates). */
-        if (goal != UINT64_MAX && live > goal + goal / 4 && requested > done &&
-            alloc_self != worker) {
+        if (goal != UINT64_MAX && live > goal + goal / 4 && requested > done && !on_worker) {
             uint32_t target = requested;
             while (reported < target)
                 pthread_cond_wait(&cycle_cv, &cycle.lock);

@@ -413,12 +413,6 @@ static void *alloc_large(struct mutator *m, size_t n, unsigned kind)
     }
 }
 
-/* Large spans record their size in 32 bits when it fits; this is the general form. */
-static inline size_t object_size(const struct span *s)
-{
-    return s->cls ? s->size : (size_t)s->npages * PAGE_SIZE;
-}
-
 /* Record a tiny object's extent in its block's bounds word (only this thread writes
  * it while the block is its current one; readers load it whole). */
 static inline void tiny_record(atomic_word *w, size_t off, size_t n)
@@ -550,7 +544,7 @@ static uintptr_t find_object(const void *p, struct span **sp, size_t *size)
     *sp = s;
     if (s->kind == KIND_TINY)
         return tiny_object(s, base, (uintptr_t)p, size);
-    *size = object_size(s);
+    *size = span_object_size(s);
     return base;
 }
 
@@ -591,7 +585,7 @@ void gc_free(void *p)
     if (alloc_black && !s->noscan)
         barrier_shade_range(m, p, size);   /* freeing deletes every pointer it held */
     if (s->state == SPAN_LARGE) {
-        size_t bytes = object_size(s);
+        size_t bytes = span_object_size(s);
         bool defer = alloc_black || sweep_active;
         if (defer) {
             /* A marker may be scanning it, or the sweeper sweeping it: the span stays

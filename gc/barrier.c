@@ -75,75 +75,61 @@ void gc_write_range(void *dst, size_t len)
  * time: a collection cannot start between the test and the copy (which would let the
  * copy overwrite pointers unshaded), and a large copy does not hold up a pause. */
 enum { CHUNK = 4096 };
+enum bulk_op { OP_COPY, OP_MOVE, OP_SET };
+
+static void bulk_chunk(struct mutator *m, enum bulk_op op, char *dst, const char *src, int c,
+                       size_t len)
+{
+    critical_enter(m);
+    if (gc_barrier_active_)
+        barrier_shade_range(m, dst, len);
+    if (op == OP_COPY)
+        memcpy(dst, src, len);
+    else if (op == OP_MOVE)
+        memmove(dst, src, len);
+    else
+        memset(dst, c, len);
+    critical_leave(m);
+}
+
+/* Chunks front to back, or back to front when a move's destination lies above its
+ * source (so an overlapping move reads each byte before overwriting it). */
+static void *bulk(enum bulk_op op, void *dst, const void *src, int c, size_t n)
+{
+    struct mutator *m = self_or_register();
+    char *d = dst;
+    const char *s = src;
+    if (op == OP_MOVE && (uintptr_t)dst > (uintptr_t)src) {
+        for (size_t end = n; end > 0;) {
+            size_t len = end < CHUNK ? end : CHUNK;
+            end -= len;
+            bulk_chunk(m, op, d + end, s + end, c, len);
+        }
+        return dst;
+    }
+    for (size_t off = 0; off < n; off += CHUNK)
+        bulk_chunk(m, op, d + off, op == OP_SET ? NULL : s + off, c,
+                   n - off < CHUNK ? n - off : CHUNK);
+    return dst;
+}
 
 void *gc_memcpy(void *dst, const void *src, size_t n)
 {
-    struct mutator *m = self_or_register();
-    if (!m)
+    if (!self_or_register())
         return memcpy(dst, src, n);
-    for (size_t off = 0; off < n; off += CHUNK) {
-        size_t len = n - off < CHUNK ? n - off : CHUNK;
-        critical_enter(m);
-        if (gc_barrier_active_)
-            barrier_shade_range(m, (char *)dst + off, len);
-        memcpy((char *)dst + off, (const char *)src + off, len);
-        critical_leave(m);
-    }
-    return dst;
+    return bulk(OP_COPY, dst, src, 0, n);
 }
 
 void *gc_memmove(void *dst, const void *src, size_t n)
 {
-    struct mutator *m = self_or_register();
-    if (!m || n <= CHUNK || (uintptr_t)dst + n <= (uintptr_t)src ||
-        (uintptr_t)src + n <= (uintptr_t)dst) {
-        if (!m)
-            return memmove(dst, src, n);
-        if (n > CHUNK)   /* no overlap: chunk by chunk, like memcpy */
-            return gc_memcpy(dst, src, n);
-        critical_enter(m);
-        if (gc_barrier_active_)
-            barrier_shade_range(m, dst, n);
-        memmove(dst, src, n);
-        critical_leave(m);
-        return dst;
-    }
-    /* Overlapping and large: copy in chunks in the safe direction. */
-    if ((uintptr_t)dst < (uintptr_t)src) {
-        for (size_t off = 0; off < n; off += CHUNK) {
-            size_t len = n - off < CHUNK ? n - off : CHUNK;
-            critical_enter(m);
-            if (gc_barrier_active_)
-                barrier_shade_range(m, (char *)dst + off, len);
-            memmove((char *)dst + off, (const char *)src + off, len);
-            critical_leave(m);
-        }
-    } else {
-        for (size_t end = n; end > 0;) {
-            size_t len = end < CHUNK ? end : CHUNK;
-            end -= len;
-            critical_enter(m);
-            if (gc_barrier_active_)
-                barrier_shade_range(m, (char *)dst + end, len);
-            memmove((char *)dst + end, (const char *)src + end, len);
-            critical_leave(m);
-        }
-    }
-    return dst;
+    if (!self_or_register())
+        return memmove(dst, src, n);
+    return bulk(OP_MOVE, dst, src, 0, n);
 }
 
 void *gc_memset(void *dst, int c, size_t n)
 {
-    struct mutator *m = self_or_register();
-    if (!m)
+    if (!self_or_register())
         return memset(dst, c, n);
-    for (size_t off = 0; off < n; off += CHUNK) {
-        size_t len = n - off < CHUNK ? n - off : CHUNK;
-        critical_enter(m);
-        if (gc_barrier_active_)
-            barrier_shade_range(m, (char *)dst + off, len);
-        memset((char *)dst + off, c, len);
-        critical_leave(m);
-    }
-    return dst;
+    return bulk(OP_SET, dst, NULL, c, n);
 }

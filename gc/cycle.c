@@ -208,6 +208,16 @@ static uint64_t run_cycle(struct gc_cycle_info *ci, bool concurrent)
     return t3 - t0;
 }
 
+/* What a cycle knows when it begins. */
+static void cycle_info_start(struct gc_cycle_info *ci, enum cycle_why why)
+{
+    memset(ci, 0, sizeof *ci);
+    ci->num = (uint32_t)AO_load(&cycle.num_gc) + 1;
+    ci->forced = why == WHY_FORCED;
+    ci->procs = (uint32_t)opt.procs;
+    ci->heap_goal = AO_load(&cycle.next_gc);
+}
+
 static void report(const struct gc_cycle_info *ci)
 {
     pthread_mutex_lock(&cycle.lock);
@@ -233,11 +243,7 @@ static struct gc_cycle_info last_info;
 static void worker_cycle(enum cycle_why why)
 {
     struct gc_cycle_info ci;
-    memset(&ci, 0, sizeof ci);
-    ci.num = (uint32_t)AO_load(&cycle.num_gc) + 1;
-    ci.forced = why == WHY_FORCED;
-    ci.procs = (uint32_t)opt.procs;
-    ci.heap_goal = AO_load(&cycle.next_gc);
+    cycle_info_start(&ci, why);
     uint64_t pause = run_cycle(&ci, true);
     stats_record_cycle(&ci, pause, os_wall_ns());
     last_info = ci;
@@ -382,11 +388,7 @@ void cycle_run(enum cycle_why why)
         }
     }
     struct gc_cycle_info ci;
-    memset(&ci, 0, sizeof ci);
-    ci.num = (uint32_t)AO_load(&cycle.num_gc) + 1;
-    ci.forced = why == WHY_FORCED;
-    ci.procs = (uint32_t)opt.procs;
-    ci.heap_goal = AO_load(&cycle.next_gc);
+    cycle_info_start(&ci, why);
     uint64_t pause = run_cycle(&ci, false);
     stats_record_cycle(&ci, pause, os_wall_ns());
     pthread_mutex_unlock(&cycle.lock);

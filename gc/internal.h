@@ -159,6 +159,12 @@ static inline void span_publish(struct span *s, enum span_state st)
     AO_char_store_release(&s->state, (unsigned char)st);
 }
 
+/* The size of each object in s (a large span's size field only holds 32 bits). */
+static inline size_t span_object_size(const struct span *s)
+{
+    return s->cls ? s->size : (size_t)s->npages * PAGE_SIZE;
+}
+
 static inline uint32_t span_index(const struct span *s, uintptr_t p)
 {
     return (uint32_t)(((uint64_t)(p - s->base) * s->div_mul) >> 32);

@@ -89,11 +89,6 @@ static inline void push(struct mark_state *ms, uintptr_t lo, uintptr_t hi)
     ms->top++;
 }
 
-static inline size_t obj_size(const struct span *s)
-{
-    return s->cls ? s->size : (size_t)s->npages * PAGE_SIZE;
-}
-
 /* Shade the object w points into, if any: set its mark bit and make it grey.  The
  * caller has checked w against the heap's bounds. */
 static inline void shade(struct mark_state *ms, struct arena *const *arenas, uintptr_t w)
@@ -123,7 +118,7 @@ static inline void shade(struct mark_state *ms, struct arena *const *arenas, uin
             break;
     }
 
-    size_t size = obj_size(s);
+    size_t size = span_object_size(s);
     ms->objects_marked++;
     ms->bytes_marked += size;
     if (!s->noscan) {
@@ -158,7 +153,7 @@ static void rescan_span(struct span *s, void *arg)
     for (uint32_t i = 0; i < s->nelems; i++)
         if (AO_load(&s->mark_bits[i >> 6]) & ((AO_t)1 << (i & 63))) {
             uintptr_t base = s->base + (uintptr_t)i * s->size;
-            mark_scan_range(ms, base, base + obj_size(s));
+            mark_scan_range(ms, base, base + span_object_size(s));
             while (ms->top > 0) {
                 struct mark_range r = ms->stack[--ms->top];
                 mark_scan_range(ms, r.lo, r.hi);
@@ -348,7 +343,7 @@ static void check_word(struct mark_state *ms, uintptr_t w, uintptr_t from, bool 
         return;
     AO_store(&t->check_bits[i >> 6], AO_load(&t->check_bits[i >> 6]) | bit);
     if (ms->check_errors++ < 20) {
-        size_t size = t->cls ? t->size : (size_t)t->npages * PAGE_SIZE;
+        size_t size = span_object_size(t);
         if (from_heap)
             gc_warn_("gccheckmark: %p (%zu B) reachable from %p was not marked: a pointer "
                      "store without GC_WRITE?", (void *)obj, size, (void *)from);
@@ -364,7 +359,7 @@ NO_SANITIZE static void check_span(struct span *s, void *arg)
     struct mark_state *ms = arg;
     if (s->noscan)
         return;
-    size_t size = s->cls ? s->size : (size_t)s->npages * PAGE_SIZE;
+    size_t size = span_object_size(s);
     for (uint32_t i = 0; i < s->nelems; i++) {
         AO_t bit = (AO_t)1 << (i & 63);
         if (!(AO_load(&s->mark_bits[i >> 6]) & bit & AO_load(&s->alloc_bits[i >> 6])))

@@ -123,37 +123,10 @@ void roots_prepare(void)
     dl_iterate_phdr(phdr_callback, &index);
 }
 
-/* Scan [lo, hi) except the collector's own struct heap, which holds heap addresses
- * (its bounds) that are not references.  It lies in the program's data segment when
- * the collector is linked statically. */
-static uint64_t scan_segment(struct mark_state *ms, uintptr_t lo, uintptr_t hi)
-{
-    uintptr_t xlo = (uintptr_t)&heap, xhi = (uintptr_t)(&heap + 1);
-    if (xhi <= lo || xlo >= hi) {
-        mark_scan_range(ms, lo, hi);
-        return hi - lo;
-    }
-    if (lo < xlo)
-        mark_scan_range(ms, lo, xlo);
-    if (xhi < hi)
-        mark_scan_range(ms, xhi, hi);
-    return (xlo > lo ? xlo - lo : 0) + (hi > xhi ? hi - xhi : 0);
-}
-
-uint64_t roots_scan_globals(struct mark_state *ms)
-{
-    uint64_t bytes = 0;
-    for (size_t i = 0; i < segments.n; i++)
-        bytes += scan_segment(ms, segments.v[i].lo, segments.v[i].hi);
-    pthread_mutex_lock(&roots_lock);   /* free: its holders are never stopped inside */
-    for (size_t i = 0; i < added.n; i++) {
-        mark_scan_range(ms, added.v[i].lo, added.v[i].hi);
-        bytes += added.v[i].hi - added.v[i].lo;
-    }
-    pthread_mutex_unlock(&roots_lock);
-    return bytes;
-}
-
+/* Every global root range, in pieces: the data segments and the gc_add_roots ranges,
+ * less the collector's own struct heap, whose bounds (heap.lo is the address of the
+ * first object ever allocated) are not references.  It lies in the program's data
+ * segment when the collector is linked statically. */
 void roots_for_each_global(struct mark_state *ms,
                            void (*fn)(struct mark_state *ms, uintptr_t lo, uintptr_t hi))
 {
@@ -169,10 +142,17 @@ void roots_for_each_global(struct mark_state *ms,
         if (xhi < hi)
             fn(ms, xhi, hi);
     }
-    pthread_mutex_lock(&roots_lock);
+    pthread_mutex_lock(&roots_lock);   /* free: its holders are never stopped inside */
     for (size_t i = 0; i < added.n; i++)
         fn(ms, added.v[i].lo, added.v[i].hi);
     pthread_mutex_unlock(&roots_lock);
+}
+
+uint64_t roots_scan_globals(struct mark_state *ms)
+{
+    uint64_t before = ms->bytes_scanned;
+    roots_for_each_global(ms, mark_scan_range);
+    return ms->bytes_scanned - before;
 }
 
 /* ---- stacks and registers ---------------------------------------------------------------------- */

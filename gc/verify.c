@@ -9,11 +9,6 @@
  */
 #include "internal.h"
 
-static inline size_t obj_size(const struct span *s)
-{
-    return s->cls ? s->size : (size_t)s->npages * PAGE_SIZE;
-}
-
 static inline bool bit(const atomic_word *bits, uint32_t i)
 {
     return AO_load(&bits[i >> 6]) & ((AO_t)1 << (i & 63));
@@ -28,14 +23,14 @@ NO_SANITIZE static void check_black(struct span *s, void *arg)
         if (!bit(s->mark_bits, i))
             continue;
         uintptr_t base = s->base + (uintptr_t)i * s->size;
-        for (uintptr_t p = base; p + sizeof(uintptr_t) <= base + obj_size(s);
+        for (uintptr_t p = base; p + sizeof(uintptr_t) <= base + span_object_size(s);
              p += sizeof(uintptr_t)) {
             struct span *t;
             uintptr_t w = *(const uintptr_t *)p;
             uintptr_t obj = heap_find_object(w, &t);
             if (obj && !bit(t->mark_bits, span_index(t, obj)))
                 gc_fatal_("verify: black object %p (%zu B) points to white object %p",
-                          (void *)base, obj_size(s), (void *)obj);
+                          (void *)base, span_object_size(s), (void *)obj);
         }
     }
 }
@@ -69,7 +64,7 @@ static void check_span(struct span *s, void *arg)
             if (i >= s->nelems)
                 gc_fatal_("verify: span %p slot %u allocated past its end", (void *)s->base, i);
             t->objects++;
-            t->bytes += obj_size(s);
+            t->bytes += span_object_size(s);
         }
     }
     if (s->cached)

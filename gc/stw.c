@@ -101,12 +101,22 @@ static void on_thread_exit(void *arg)
         stw_unregister_self();
 }
 
-/* fork: the child inherits one thread.  Hold every collector lock across fork()
- * so none is copied mid-update, and drop the threads that did not come along. */
+/* fork: the child inherits one thread.  The others are stopped across fork() (none
+ * is then inside the allocator with a half-counted object) and every collector lock
+ * is held, so nothing is copied mid-update; the child drops the threads that did not
+ * come along. */
+static void unlock_all_but_registry(void)
+{
+    pthread_mutex_unlock(&stats_gc.lock);
+    roots_unlock_all();
+    heap_unlock();
+    alloc_unlock_all();
+}
+
 static void atfork_prepare(void)
 {
     pthread_mutex_lock(&cycle.lock);
-    pthread_mutex_lock(&stw_registry_lock);
+    stw_stop_world();   /* takes stw_registry_lock */
     alloc_lock_all();
     heap_lock();
     roots_lock_all();
@@ -115,17 +125,18 @@ static void atfork_prepare(void)
 
 static void atfork_parent(void)
 {
-    pthread_mutex_unlock(&stats_gc.lock);
-    roots_unlock_all();
-    heap_unlock();
-    alloc_unlock_all();
-    pthread_mutex_unlock(&stw_registry_lock);
+    unlock_all_but_registry();
+    stw_start_world();   /* releases stw_registry_lock */
     pthread_mutex_unlock(&cycle.lock);
 }
 
 static void atfork_child(void)
 {
-    atfork_parent();
+    unlock_all_but_registry();
+    stopper = NULL;      /* the stopped threads are not in this process */
+    AO_store(&resume_seq, AO_load(&stop_seq));
+    pthread_mutex_unlock(&stw_registry_lock);
+    pthread_mutex_unlock(&cycle.lock);
     sem_destroy(&ack_sem);
     sem_init(&ack_sem, 0, 0);
     pthread_mutex_lock(&stw_registry_lock);

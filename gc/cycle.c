@@ -89,7 +89,7 @@ static uint64_t run_cycle(struct gc_cycle_info *ci, bool concurrent)
     marker.top = 0;
     marker.overflowed = false;
     marker.bytes_scanned = marker.bytes_marked = marker.objects_marked = 0;
-    mark_set_atomic(concurrent);
+    mark_set_atomic(concurrent || mark_workers_max() > 1);
     ci->stacks_scanned = roots_scan_stacks(&marker);
     ci->globals_scanned = roots_scan_globals(&marker);
 
@@ -110,9 +110,10 @@ static uint64_t run_cycle(struct gc_cycle_info *ci, bool concurrent)
         set_phase(PHASE_MARK);
         stw_start_world();
         t1 = os_now_ns();
-        uint64_t c0 = os_thread_cpu_ns();
-        mark_drain_concurrent(&marker);
-        background_cpu = os_thread_cpu_ns() - c0;
+        struct mark_cpu mc;
+        mark_parallel(&marker, true, &mc);
+        background_cpu = mc.cpu_ns - mc.idle_cpu_ns;
+        ci->idle_cpu_ns = mc.idle_cpu_ns;
         t2 = os_now_ns();
         /* ---- STW2: mark termination ---- */
         stw_stop_world();
@@ -359,6 +360,7 @@ static void atfork_child(void)
         sweep_background(&sr);   /* the marks are complete: sweep the rest */
         set_phase(PHASE_OFF);
     }
+    mark_workers_fork_child();   /* nor did the marker threads */
     worker_started = false;   /* the collector thread did not come along */
     pthread_cond_init(&cycle_cv, NULL);   /* it may have been waiting on it */
     worker = NULL;

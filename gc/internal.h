@@ -342,15 +342,28 @@ void mark_init(struct mark_state *ms, size_t max_entries);
 void mark_destroy(struct mark_state *ms);
 void mark_scan_range(struct mark_state *ms, uintptr_t lo, uintptr_t hi);
 void mark_drain(struct mark_state *ms);
-void mark_set_atomic(bool on);                        /* mutators mark too */
+void mark_set_atomic(bool on);                        /* several markers: CAS mark bits */
 void mark_shade_value(struct mark_state *ms, uintptr_t w);
 void mark_shade_shared(const uintptr_t *v, size_t n); /* into the shared grey list */
-void mark_drain_concurrent(struct mark_state *ms);    /* until no work is left */
 uint64_t mark_assist(struct mark_state *ms, uint64_t budget); /* in a critical section */
 void mark_finish(struct mark_state *ms);              /* world stopped */
 uint64_t mark_check(struct mark_state *ms);           /* gccheckmark; world stopped */
 void mark_abandon(struct mark_state *ms);             /* fork child: forget a mark */
 bool mark_is_marked(uintptr_t obj);
+size_t mark_step(struct mark_state *ms);              /* scan up to 64; 0: empty */
+void mark_move_oldest(struct mark_range *dst, struct mark_state *src, size_t n);
+void mark_push_all(struct mark_state *ms, const struct mark_range *v, size_t n);
+bool mark_take_shared(struct mark_state *ms, size_t max);
+void mark_offer_shared(struct mark_state *ms);        /* half, when the list is dry */
+void mark_give_shared(struct mark_state *ms);         /* all of it */
+bool mark_shared_pending(void);
+
+/* ---- workers.c: parallel marking --------------------------------------------- */
+#define MARK_WORKERS_MAX 64
+struct mark_cpu { unsigned workers; uint64_t cpu_ns, idle_cpu_ns; };
+unsigned mark_workers_max(void);                      /* min(GCPROCS, MARK_WORKERS_MAX) */
+void mark_parallel(struct mark_state *ms, bool concurrent, struct mark_cpu *cpu);
+void mark_workers_fork_child(void);
 
 /* ---- barrier.c: write barrier slow path -------------------------------------------- */
 void barrier_flush(struct mutator *m);                /* in a critical section, or stopped */

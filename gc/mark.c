@@ -184,7 +184,10 @@ static void drain_stack(struct mark_state *ms)
 void mark_drain(struct mark_state *ms)
 {
     for (;;) {
-        drain_stack(ms);
+        if (mark_atomic && mark_workers_max() > 1)
+            mark_parallel(ms, false, NULL);
+        else
+            drain_stack(ms);
         if (!ms->overflowed)
             return;
         /* Some marked objects were never scanned: rescan all marked objects. */
@@ -242,7 +245,7 @@ static size_t move_work(struct mark_state *dst, struct mark_state *src, size_t m
 }
 
 /* Take work from the shared list into ms; false if there was none. */
-static bool take_shared(struct mark_state *ms, size_t max)
+bool mark_take_shared(struct mark_state *ms, size_t max)
 {
     pthread_mutex_lock(&grey_lock);
     size_t n = move_work(ms, &shared, max);
@@ -254,36 +257,67 @@ static bool take_shared(struct mark_state *ms, size_t max)
     return n > 0;
 }
 
-/* The background marker: drain ms and the shared list until both are empty.  When
- * the shared list runs dry while ms has plenty, half of it is offered there for
- * assisting mutators.  Overflow is left for mark termination (world stopped). */
-void mark_drain_concurrent(struct mark_state *ms)
+/* One step of a marker: pop up to 64 grey objects, prefetch them all, then scan them.
+ * Returns how many were scanned (0: ms is empty). */
+size_t mark_step(struct mark_state *ms)
 {
-    for (;;) {
-        while (ms->top > 0) {
-            if (ms->top > 64 && AO_load((AO_t *)&shared.top) == 0) {
-                pthread_mutex_lock(&grey_lock);
-                size_t keep = ms->top / 2;
-                move_work(&shared, ms, ms->top - keep);
-                pthread_mutex_unlock(&grey_lock);
-            }
-            struct mark_range chunk[64];
-            size_t k = 0;
-            while (ms->top > 0 && k < 64)
-                chunk[k++] = ms->stack[--ms->top];
-            for (size_t j = 0; j < k; j++)   /* prefetch a batch, then scan it */
-                __builtin_prefetch((const void *)chunk[j].lo);
-            for (size_t j = 0; j < k; j++)
-                mark_scan_range(ms, chunk[j].lo, chunk[j].hi);
-        }
-        if (take_shared(ms, 4096))
-            continue;
-        /* Out of work, unless an assist still holds some: it hands back what it does
-         * not finish, so wait for it rather than leave that work to the pause. */
-        if (AO_load_acquire(&assists_active) == 0 && AO_load((AO_t *)&shared.top) == 0)
-            return;
-        sched_yield();
+    struct mark_range chunk[64];
+    size_t k = 0;
+    while (ms->top > 0 && k < 64)
+        chunk[k++] = ms->stack[--ms->top];
+    for (size_t j = 0; j < k; j++)
+        __builtin_prefetch((const void *)chunk[j].lo);
+    for (size_t j = 0; j < k; j++)
+        mark_scan_range(ms, chunk[j].lo, chunk[j].hi);
+    return k;
+}
+
+/* Move the n oldest entries of src (the bottom of its stack: the objects nearest the
+ * roots, the biggest pieces of work) to dst's array, which has room for them. */
+void mark_move_oldest(struct mark_range *dst, struct mark_state *src, size_t n)
+{
+    if (n > src->top)
+        n = src->top;
+    memcpy(dst, src->stack, n * sizeof *dst);
+    memmove(src->stack, src->stack + n, (src->top - n) * sizeof *dst);
+    src->top -= n;
+}
+
+/* Push n entries onto ms (an overflow is recorded as for any push). */
+void mark_push_all(struct mark_state *ms, const struct mark_range *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        push(ms, v[i].lo, v[i].hi);
+}
+
+/* Concurrent marking: offer half of ms to assisting mutators when the shared list has
+ * run dry. */
+void mark_offer_shared(struct mark_state *ms)
+{
+    if (ms->top > 64 && AO_load((AO_t *)&shared.top) == 0) {
+        pthread_mutex_lock(&grey_lock);
+        move_work(&shared, ms, ms->top - ms->top / 2);
+        pthread_mutex_unlock(&grey_lock);
     }
+}
+
+/* Give all of ms to the shared list (a marker about to pause hands its work to the
+ * assists). */
+void mark_give_shared(struct mark_state *ms)
+{
+    pthread_mutex_lock(&grey_lock);
+    move_work(&shared, ms, ms->top);
+    if (ms->overflowed)
+        shared.overflowed = true;
+    ms->overflowed = false;
+    pthread_mutex_unlock(&grey_lock);
+}
+
+/* Grey work outside the markers' stacks: on the shared list, or held by an assist that
+ * will hand back what it does not finish. */
+bool mark_shared_pending(void)
+{
+    return AO_load((AO_t *)&shared.top) != 0 || AO_load_acquire(&assists_active) != 0;
 }
 
 /* An assist: a mutator scans up to budget bytes of shared grey work.  Returns the
@@ -295,7 +329,7 @@ uint64_t mark_assist(struct mark_state *ms, uint64_t budget)
     atomic_add(&assists_active, 1);
     uint64_t start = ms->bytes_scanned;
     while (ms->bytes_scanned - start < budget) {
-        if (ms->top == 0 && !take_shared(ms, 64))
+        if (ms->top == 0 && !mark_take_shared(ms, 64))
             break;
         struct mark_range r = ms->stack[--ms->top];
         mark_scan_range(ms, r.lo, r.hi);
@@ -316,7 +350,7 @@ uint64_t mark_assist(struct mark_state *ms, uint64_t budget)
  * (with the overflow rescan). */
 void mark_finish(struct mark_state *ms)
 {
-    while (take_shared(ms, SIZE_MAX))
+    while (mark_take_shared(ms, SIZE_MAX))
         ;
     mark_drain(ms);
 }

@@ -132,36 +132,80 @@ static bool span_has_free(const struct span *s)
 
 /* ---- central lists (the class's lock held) ------------------------------------------ */
 
-static void partial_push(struct central *c, struct span *s)
+/* Every small span not in a thread cache and not being swept is on one list of its
+ * class: partial (swept, free slots), full (swept, none free), or, after a mark, one of
+ * the two unswept lists that were partial and full before it (sweep.c).  s->list says
+ * which kind; sweepgen says whether it is the swept or the unswept one. */
+static struct span **list_head(struct central *c, const struct span *s)
 {
-    s->prev = NULL;
-    s->next = c->partial;
-    if (c->partial)
-        c->partial->prev = s;
-    c->partial = s;
-    s->in_partial = 1;
+    bool unswept = AO_load(&s->sweepgen) != AO_load(&sweep_gen);
+    if (s->list == LIST_PARTIAL)
+        return unswept ? &c->unswept[0] : &c->partial;
+    return unswept ? &c->unswept[1] : &c->full;
 }
 
-static void partial_remove(struct central *c, struct span *s)
+static void list_push(struct central *c, struct span *s, unsigned list)
+{
+    s->list = (uint8_t)list;
+    struct span **head = list_head(c, s);
+    s->prev = NULL;
+    s->next = *head;
+    if (*head)
+        (*head)->prev = s;
+    *head = s;
+}
+
+static void list_remove(struct central *c, struct span *s)
 {
     if (s->prev)
         s->prev->next = s->next;
     else
-        c->partial = s->next;
+        *list_head(c, s) = s->next;
     if (s->next)
         s->next->prev = s->prev;
     s->next = s->prev = NULL;
-    s->in_partial = 0;
+    s->list = LIST_NONE;
 }
 
+/* File a swept span that no cache holds. */
+void alloc_file_span(struct central *c, struct span *s)
+{
+    list_push(c, s, span_has_free(s) ? LIST_PARTIAL : LIST_FULL);
+}
+
+struct span *alloc_unswept_pop(struct central *c)
+{
+    struct span *s = c->unswept[0] ? c->unswept[0] : c->unswept[1];
+    if (s)
+        list_remove(c, s);
+    return s;
+}
+
+/* Mark termination, world stopped, caches flushed: the swept lists become the
+ * unswept ones (the spans' sweepgen falls behind in the same pause). */
+void alloc_lists_to_unswept(void)
+{
+    for (int k = 0; k < NUM_KINDS; k++)
+        for (int c = 1; c <= NUM_CLASSES; c++) {
+            struct central *cl = &alloc_central[k][c];
+            GC_ASSERT(!cl->unswept[0] && !cl->unswept[1]);
+            cl->unswept[0] = cl->partial;
+            cl->unswept[1] = cl->full;
+            cl->partial = cl->full = NULL;
+        }
+}
+
+/* gc_free made room in s: a full swept span becomes partial.  (An unswept one is
+ * filed by its sweeper, which sees the freed slot.) */
 void alloc_release_span(struct span *s)
 {
     struct central *c = &alloc_central[s->kind][s->cls];
     pthread_mutex_lock(&c->lock);
-    /* An unswept span waits for the sweeper: its bits still hold last cycle's dead. */
-    if (!s->cached && !s->in_partial && AO_load(&s->sweepgen) == AO_load(&sweep_gen) &&
-        span_has_free(s))
-        partial_push(c, s);
+    if (!s->cached && s->list == LIST_FULL && AO_load(&s->sweepgen) == AO_load(&sweep_gen) &&
+        span_has_free(s)) {
+        list_remove(c, s);
+        list_push(c, s, LIST_PARTIAL);
+    }
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -178,8 +222,7 @@ static void slot_drop(struct cache_slot *k)
     struct central *c = &alloc_central[s->kind][s->cls];
     pthread_mutex_lock(&c->lock);
     s->cached = 0;
-    if (!s->in_partial && span_has_free(s))
-        partial_push(c, s);
+    alloc_file_span(c, s);
     pthread_mutex_unlock(&c->lock);
     memset(k, 0, sizeof *k);
 }
@@ -216,7 +259,7 @@ static struct span *new_small_span(unsigned kind, unsigned cls)
         AO_store(&s->alloc_bits[w], 0);
         AO_store(&s->mark_bits[w], 0);
     }
-    s->in_partial = 0;
+    s->list = LIST_NONE;
     s->cached = 1;
     span_publish(s, SPAN_SMALL);
     return s;
@@ -254,10 +297,12 @@ static bool slot_refill(struct cache_slot *k, unsigned kind, unsigned cls)
         pthread_mutex_lock(&c->lock);
         s = c->partial;
         if (s) {
-            partial_remove(c, s);
+            list_remove(c, s);
             s->cached = 1;
         }
         pthread_mutex_unlock(&c->lock);
+        if (!s)   /* none swept: sweep this class's unswept spans for one */
+            s = sweep_for_class(kind, cls);
         if (!s)
             break;
         for (uint32_t w = 0; w < nwords(s); w++) {
@@ -273,11 +318,13 @@ static bool slot_refill(struct cache_slot *k, unsigned kind, unsigned cls)
                 return true;
             }
         }
-        /* Filled up by nothing we can see (should not happen): leave it uncached. */
+        /* Filled up by nothing we can see (should not happen): file it as full. */
         pthread_mutex_lock(&c->lock);
         s->cached = 0;
+        alloc_file_span(c, s);
         pthread_mutex_unlock(&c->lock);
     }
+    sweep_some(4);   /* before the page heap grows: sweeping may free pages */
     s = new_small_span(kind, cls);
     if (!s)
         return false;
@@ -370,6 +417,7 @@ static void *alloc_large(struct mutator *m, size_t n, unsigned kind)
     int saved_errno = errno;
     for (int attempt = 0;; attempt++) {
         critical_enter(m);
+        sweep_some(4);   /* pages that sweeping frees come before new ones */
         struct span *s = heap_alloc_span(npages);
         if (s) {
             s->cls = 0;
@@ -380,7 +428,7 @@ static void *alloc_large(struct mutator *m, size_t n, unsigned kind)
             s->nelems = 1;
             s->div_mul = 0;
             s->cached = 0;
-            s->in_partial = 0;
+            s->list = LIST_NONE;
             for (int w = 0; w < BITMAP_WORDS; w++) {
                 AO_store(&s->alloc_bits[w], 0);
                 AO_store(&s->mark_bits[w], 0);
@@ -586,7 +634,8 @@ void gc_free(void *p)
         barrier_shade_range(m, p, size);   /* freeing deletes every pointer it held */
     if (s->state == SPAN_LARGE) {
         size_t bytes = span_object_size(s);
-        bool defer = alloc_black || sweep_active;
+        bool defer = alloc_black ||
+                     (sweep_active && AO_load(&s->sweepgen) != AO_load(&sweep_gen));
         if (defer) {
             /* A marker may be scanning it, or the sweeper sweeping it: the span stays
              * until a sweep frees it. */

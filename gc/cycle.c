@@ -74,6 +74,9 @@ static void set_goal(uint64_t live, uint64_t roots)
  * Returns the time the world was stopped. */
 static uint64_t run_cycle(struct gc_cycle_info *ci, bool concurrent)
 {
+    /* Marking reuses the mark bits: the last cycle's sweep must be over (it is, unless
+     * its thread was interrupted by a fork). */
+    sweep_finish();
     roots_prepare();
 
     /* ---- STW1: sweep termination ---- */
@@ -147,17 +150,23 @@ static uint64_t run_cycle(struct gc_cycle_info *ci, bool concurrent)
         verify_no_black_to_white();
     ci->heap_end = AO_load(&alloc_heap_live);
 
-    struct sweep_result sr;
-    memset(&sr, 0, sizeof sr);
-    uint64_t t3, sweep_cpu = 0;
-    if (concurrent) {
-        /* ---- sweep while the program runs ---- */
+    /* ---- sweep ---- */
+    uint64_t live, t3, sweep_cpu = 0;
+    set_phase(PHASE_SWEEP);
+    if (!concurrent && opt.gcstoptheworld >= 2) {
+        live = sweep_all();   /* eagerly, inside the pause */
+        if (GC_DEBUG_BUILD)
+            verify_heap();
+        stw_start_world();
+        t3 = os_now_ns();
+    } else {
+        /* Lazily: allocating threads sweep the classes they need, this thread the
+         * rest, while the program runs. */
         sweep_begin();
-        set_phase(PHASE_SWEEP);
         stw_start_world();
         t3 = os_now_ns();
         uint64_t c0 = os_thread_cpu_ns();
-        sweep_background(&sr);
+        live = sweep_finish();
         sweep_cpu = os_thread_cpu_ns() - c0;
         if (GC_DEBUG_BUILD) {   /* the verifier needs the world stopped */
             stw_stop_world();
@@ -166,26 +175,16 @@ static uint64_t run_cycle(struct gc_cycle_info *ci, bool concurrent)
             verify_heap();
             stw_start_world();
         }
-    } else {
-        set_phase(PHASE_SWEEP);
-        sweep_all(&sr);
-        if (GC_DEBUG_BUILD)
-            verify_heap();
-        AO_store(&alloc_heap_live, sr.live_bytes);
     }
-    ci->heap_live = sr.live_bytes;
+    ci->heap_live = live;
     if (concurrent)   /* stop-the-world cycles hold cycle.lock throughout */
         pthread_mutex_lock(&cycle.lock);
-    cycle.last_live = sr.live_bytes;
+    cycle.last_live = live;
     cycle.last_roots = ci->stacks_scanned + ci->globals_scanned;
-    set_goal(sr.live_bytes, cycle.last_roots);
+    set_goal(live, cycle.last_roots);
     if (concurrent)
         pthread_mutex_unlock(&cycle.lock);
     set_phase(PHASE_OFF);
-    if (!concurrent) {
-        stw_start_world();
-        t3 = os_now_ns();
-    }
 
     ci->sweep_term_ns = t1 - t0;
     ci->mark_ns = t2 - t1;
@@ -205,7 +204,7 @@ static uint64_t run_cycle(struct gc_cycle_info *ci, bool concurrent)
         ci->background_cpu_ns = background_cpu + sweep_cpu;
         return ci->sweep_term_ns + ci->mark_term_ns;
     }
-    ci->background_cpu_ns = ci->mark_ns * ci->procs;
+    ci->background_cpu_ns = ci->mark_ns * ci->procs + sweep_cpu;
     return t3 - t0;
 }
 
@@ -353,11 +352,7 @@ static void atfork_child(void)
         mark_abandon(&marker);
         set_phase(PHASE_OFF);
     } else if (sweep_active) {
-        struct sweep_result sr;
-        memset(&sr, 0, sizeof sr);
-        if (alloc_self)
-            alloc_flush_cache(alloc_self);
-        sweep_background(&sr);   /* the marks are complete: sweep the rest */
+        sweep_finish();   /* the marks are complete: sweep the rest */
         set_phase(PHASE_OFF);
     }
     mark_workers_fork_child();   /* nor did the marker threads */

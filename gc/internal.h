@@ -122,6 +122,8 @@ static inline unsigned sc_of(size_t n)              /* 1 <= n <= MAX_SMALL_SIZE 
  * the allocator never sees a half-made span. */
 enum span_state { SPAN_DEAD, SPAN_FREE, SPAN_INIT, SPAN_SMALL, SPAN_LARGE };
 
+enum span_list { LIST_NONE, LIST_PARTIAL, LIST_FULL };
+
 struct span {
     uintptr_t base;             /* first byte */
     uint32_t npages;            /* length in pages */
@@ -131,7 +133,7 @@ struct span {
     uint8_t noscan;             /* kind != KIND_SCAN: objects are never scanned */
     uint8_t needzero;           /* memory may be dirty: zero objects on allocation */
     uint8_t released;           /* FREE spans: pages were returned to the OS */
-    uint8_t in_partial;         /* on its central list of spans with free slots */
+    uint8_t list;               /* enum span_list: which central list it is on */
     uint8_t cached;             /* held by a thread cache */
     uint32_t size;              /* object size in bytes (npages * PAGE_SIZE if large) */
     uint32_t nelems;            /* object slots */
@@ -227,9 +229,11 @@ struct cache_slot {             /* one cached span for one (kind, class) pair */
     struct span *span;          /* NULL: nothing cached */
 };
 
-struct central {                /* spans of one (kind, class) pair with free slots */
+struct central {                /* the spans of one (kind, class) pair no cache holds */
     pthread_mutex_t lock;
-    struct span *partial;
+    struct span *partial;       /* swept, with free slots */
+    struct span *full;          /* swept, no free slot */
+    struct span *unswept[2];    /* after a mark: what was partial, and full, before it */
 };
 
 /* Per-thread counters, written only by their thread, merged on read. */
@@ -281,7 +285,10 @@ void alloc_mutator_free(struct mutator *m);      /* flushes and merges its count
 void alloc_flush_cache(struct mutator *m);      /* world stopped or m is the caller */
 void alloc_merge_counters(struct alloc_counters *into, const struct alloc_counters *from);
 extern struct alloc_counters alloc_dead_counters; /* threads that exited; heap.lock */
-void alloc_release_span(struct span *s);        /* after sweep: onto the partial list */
+void alloc_release_span(struct span *s);        /* gc_free made room: full -> partial */
+void alloc_file_span(struct central *c, struct span *s);  /* c->lock: partial or full */
+struct span *alloc_unswept_pop(struct central *c);         /* c->lock */
+void alloc_lists_to_unswept(void);                         /* world stopped */
 
 /* Critical sections: a thread inside one is never stopped; the stop waits until it
  * leaves (see stw.c).  Everything that takes a collector lock runs inside one. */
@@ -370,10 +377,11 @@ void barrier_flush(struct mutator *m);                /* in a critical section, 
 void barrier_shade_range(struct mutator *m, const void *dst, size_t len);
 
 /* ---- sweep.c ------------------------------------------------------------------ */
-struct sweep_result { uint64_t objects_freed, bytes_freed, spans_freed, live_bytes; };
-void sweep_all(struct sweep_result *r);              /* world stopped */
-void sweep_begin(void);                              /* world stopped: all spans unswept */
-void sweep_background(struct sweep_result *r);       /* the collector, world running */
+void sweep_begin(void);                 /* world stopped: every span becomes unswept */
+uint64_t sweep_finish(void);            /* sweep the rest; returns live bytes */
+uint64_t sweep_all(void);               /* world stopped: begin + finish */
+struct span *sweep_for_class(unsigned kind, unsigned cls);  /* lazy: a span, cached */
+void sweep_some(unsigned n);            /* up to n spans of any class */
 extern atomic_word sweep_nfree[NUM_CLASSES + 1];      /* objects freed by sweeping, per class */
 extern atomic_word sweep_large_free_bytes;
 extern atomic_word sweep_gen;                         /* current sweep generation (even) */

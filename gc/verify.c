@@ -41,7 +41,7 @@ void verify_no_black_to_white(void)
 }
 
 struct totals {
-    uint64_t objects, bytes, pages;
+    uint64_t objects, bytes, pages, small_spans;
 };
 
 static void check_span(struct span *s, void *arg)
@@ -69,11 +69,13 @@ static void check_span(struct span *s, void *arg)
     }
     if (s->cached)
         gc_fatal_("verify: span %p still cached after the flush", (void *)s->base);
+    if (s->state == SPAN_SMALL)
+        t->small_spans++;
 }
 
 void verify_heap(void)
 {
-    struct totals t = {0, 0, 0};
+    struct totals t = {0, 0, 0, 0};
     heap_for_each_span(check_span, &t);
 
     uint64_t free_pages = 0;
@@ -96,11 +98,23 @@ void verify_heap(void)
                   (unsigned long long)heap.pages_inuse, (unsigned long long)t.pages,
                   (unsigned long long)free_pages, (unsigned long long)heap.pages_mapped);
 
+    /* Every small span is cached or on its class's partial or full list, swept. */
+    uint64_t listed = 0;
     for (int k = 0; k < NUM_KINDS; k++)
-        for (int c = 1; c <= NUM_CLASSES; c++)
-            for (struct span *s = alloc_central[k][c].partial; s; s = s->next)
-                if (!s->in_partial || s->state != SPAN_SMALL || s->cls != c || s->kind != k)
-                    gc_fatal_("verify: span %p on the wrong central list", (void *)s->base);
+        for (int c = 1; c <= NUM_CLASSES; c++) {
+            struct central *cl = &alloc_central[k][c];
+            if (cl->unswept[0] || cl->unswept[1])
+                gc_fatal_("verify: class %d kind %d still has unswept spans", c, k);
+            for (int l = LIST_PARTIAL; l <= LIST_FULL; l++)
+                for (struct span *s = l == LIST_PARTIAL ? cl->partial : cl->full; s; s = s->next) {
+                    if (s->list != l || s->state != SPAN_SMALL || s->cls != c || s->kind != k)
+                        gc_fatal_("verify: span %p on the wrong central list", (void *)s->base);
+                    listed++;
+                }
+        }
+    if (listed != t.small_spans)
+        gc_fatal_("verify: %llu small spans, %llu on central lists",
+                  (unsigned long long)t.small_spans, (unsigned long long)listed);
 
     struct stats_sum sum;
     stats_sum(&sum);

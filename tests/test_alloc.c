@@ -172,7 +172,7 @@ START_TEST(test_per_thread_spans)
     ck_assert_int_eq(stw_nthreads, 1);
     /* Its span went back to the central list, not cached by anyone. */
     ck_assert_uint_eq(r.span->cached, 0);
-    ck_assert_uint_eq(r.span->in_partial, 1);
+    ck_assert_uint_eq(r.span->list, LIST_PARTIAL);
     /* This thread goes on in its own span. */
     void *next = gc_malloc(48);
     ck_assert_ptr_eq(heap_span_of((uintptr_t)next), s);
@@ -321,7 +321,7 @@ START_TEST(test_flush_unreserves)
         bits += (uint64_t)__builtin_popcountll(AO_load(&s->alloc_bits[w]));
     ck_assert_uint_eq(bits, 1);
     ck_assert_uint_eq(s->cached, 0);
-    ck_assert_uint_eq(s->in_partial, 1);
+    ck_assert_uint_eq(s->list, LIST_PARTIAL);
 }
 END_TEST
 

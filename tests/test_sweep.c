@@ -206,7 +206,7 @@ START_TEST(span_with_a_survivor_stays)
     ck_assert_uint_ge(p1, p0 + k->npages);
     ck_assert_uint_le(p1, p0 + 2 * k->npages);
     /* Its span is on the central list, with exactly one allocated slot. */
-    ck_assert(s->in_partial);
+    ck_assert_uint_eq(s->list, LIST_PARTIAL);
     int bits = 0;
     for (int w = 0; w < BITMAP_WORDS; w++)
         bits += __builtin_popcountll(AO_load(&s->alloc_bits[w]));

@@ -231,13 +231,11 @@ static void manual_cycle(struct manual_result *r, bool verify)
         r->keep_unmarked += !mark_is_marked((uintptr_t)keep[i]);
     if (verify)
         verify_no_black_to_white();
-    struct sweep_result sr;
-    memset(&sr, 0, sizeof sr);
-    sweep_all(&sr);
+    uint64_t live = sweep_all();
     if (verify)
         verify_heap();
-    AO_store(&alloc_heap_live, sr.live_bytes);
-    r->live = sr.live_bytes;
+    AO_store(&alloc_heap_live, live);
+    r->live = live;
     stw_start_world();
     pthread_mutex_unlock(&cycle.lock);
     gc_enable();
@@ -502,12 +500,14 @@ static void damage_list(void *arg)
 {
     struct list_damage *d = arg;
     struct span *s = d->s;
-    if (s->in_partial) {
+    if (s->list) {
         struct central *own = &alloc_central[s->kind][s->cls];
         if (s->prev)
             s->prev->next = s->next;
-        else
+        else if (s->list == LIST_PARTIAL)
             own->partial = s->next;
+        else
+            own->full = s->next;
         if (s->next)
             s->next->prev = s->prev;
     }
@@ -517,7 +517,7 @@ static void damage_list(void *arg)
     if (c->partial)
         c->partial->prev = s;
     c->partial = s;
-    s->in_partial = 1;
+    s->list = LIST_PARTIAL;
 }
 
 START_TEST(catches_span_on_wrong_central_list)

@@ -19,6 +19,7 @@ struct central alloc_central[NUM_KINDS][NUM_CLASSES + 1];
 atomic_word alloc_heap_live;
 volatile int alloc_black;              /* objects are born marked (concurrent mark) */
 atomic_word alloc_assist_cpu_ns;       /* CPU spent in assists this cycle */
+atomic_word alloc_assist_scan_bytes;    /* scan work assists did this cycle */
 struct alloc_counters alloc_dead_counters;
 
 void alloc_init(void)
@@ -347,22 +348,27 @@ static void maybe_collect(void)
 }
 
 /* An allocating thread that runs ahead of the concurrent marker pays in scan work:
- * assist_ratio (1/1024 units) of scan work per byte, in chunks of at least 64 KiB, so
- * marking ends near the heap goal.  With no grey work to take, the debt is forgiven. */
+ * assist_ratio (1/1024 units, pacer.c) of scan work per byte allocated, in whole
+ * chunks of 64 KiB, so marking ends near the heap goal.  With no grey work to take, or
+ * with the CPU limiter full (the collector has had its share), the debt is forgiven. */
 static void maybe_assist(struct mutator *m)
 {
-    if (likely(!alloc_black) || m->assist_debt < 64 * 1024)
+    if (likely(!alloc_black) || m->assist_debt < PACER_ASSIST_CHUNK_BYTES)
         return;
-    uint64_t budget = m->assist_debt / 1024 * AO_load(&cycle.assist_ratio);
+    uint64_t owed = pacer_assist_work(m->assist_debt, AO_load(&cycle.assist_ratio));
+    if (owed < PACER_ASSIST_CHUNK_BYTES / 2)
+        return;   /* owes little yet: let the debt grow */
     m->assist_debt = 0;
-    if (budget < 64 * 1024)
+    if (cycle.limiting)
         return;
-    uint64_t t0 = os_thread_cpu_ns();
+    uint64_t budget = pacer_assist_chunk(owed);
+    uint64_t t0 = os_thread_cpu_ns(), done = 0;
     critical_enter(m);
     if (alloc_black)   /* still marking: it only ends with this thread stopped */
-        mark_assist(&m->assist, budget);
+        done = mark_assist(&m->assist, budget);
     critical_leave(m);
     atomic_add(&alloc_assist_cpu_ns, os_thread_cpu_ns() - t0);
+    atomic_add(&alloc_assist_scan_bytes, done);
 }
 
 /* The page heap could not grow: the first time, a full collection (unless collection

@@ -25,6 +25,9 @@ void cycle_init(void)
 {
     cycle.percent = opt.percent;
     cycle.memory_limit = opt.memory_limit;
+    pacer_state_init(&cycle.pacer);
+    pacer_limiter_init(&cycle.limiter, opt.procs);
+    cycle.limiter_ns = os_now_ns();
     set_goal(0, 0);
     pthread_atfork(NULL, NULL, atfork_child);
     mark_init(&marker, (size_t)64 << 20);   /* at most 1 GiB of grey work */
@@ -56,17 +59,73 @@ static unsigned cpu_percent(void)
     return f >= 1.0 ? 100 : (unsigned)(f * 100);
 }
 
-/* The heap goal and, for concurrent cycles, the trigger: marking starts when 85% of
- * the runway from the live heap to the goal is used, so it can end near the goal.
- * (The full pacer, with measured rates, replaces the fixed fraction.) */
+/* What the memory limit counts: everything mapped and not released to the OS. */
+static void memory_now(struct pacer_memory *mem)
+{
+    uint64_t mapped = AO_load((AO_t *)&heap.pages_mapped), inuse = AO_load((AO_t *)&heap.pages_inuse);
+    uint64_t released = AO_load((AO_t *)&heap.pages_released);
+    uint64_t meta = 0;
+    for (int k = 0; k < SYS_KINDS; k++)
+        if (k != SYS_HEAP)
+            meta += AO_load(&os_sys_bytes[k]);
+    mem->mapped_bytes = (mapped - released) * PAGE_SIZE + meta;
+    mem->free_bytes = mapped > inuse + released ? (mapped - inuse - released) * PAGE_SIZE : 0;
+    mem->object_bytes = AO_load(&alloc_heap_live);
+}
+
+/* The heap goal (GCPERCENT's, capped by the memory limit) and, for concurrent cycles,
+ * the trigger, from the rates the last cycles measured (pacer.c).  cycle.lock held. */
 static void set_goal(uint64_t live, uint64_t roots)
 {
-    uint64_t goal = pacer_heap_goal(live, roots, cycle.percent);
+    struct pacer_memory mem;
+    memory_now(&mem);
+    uint64_t goal = pacer_goal(live, roots, cycle.percent, cycle.memory_limit, &mem,
+                               &cycle.goal_source);
     uint64_t trigger = goal;
-    if (opt.gcconcurrent && goal != UINT64_MAX && goal > live)
-        trigger = live + (goal - live) / 100 * 85;
+    if (opt.gcconcurrent && !opt.gcstoptheworld && goal != UINT64_MAX)
+        trigger = pacer_trigger(&cycle.pacer, live, live + roots, goal);
     AO_store(&cycle.next_gc, goal);
     AO_store(&cycle.trigger, trigger);
+}
+
+/* After a cycle (cycle.lock held): feed the limiter the collector's CPU since its last
+ * update, and the pacer the rates this cycle's mark ran at. */
+static void pacer_after(const struct gc_cycle_info *ci, bool concurrent, uint64_t scan_bytes)
+{
+    uint64_t now = os_now_ns();
+    uint64_t gc_cpu = ci->stw1_cpu_ns + ci->assist_cpu_ns + ci->background_cpu_ns +
+                      ci->idle_cpu_ns + ci->stw2_cpu_ns;
+    pacer_limiter_update(&cycle.limiter, gc_cpu, (now - cycle.limiter_ns) * (uint64_t)opt.procs);
+    cycle.limiter_ns = now;
+    cycle.limiting = pacer_limiter_limiting(&cycle.limiter);
+    if (concurrent) {
+        struct pacer_sample x = {
+            .alloc_bytes = ci->heap_end > ci->heap_start ? ci->heap_end - ci->heap_start : 0,
+            .scan_bytes = scan_bytes,
+            .mark_wall_ns = ci->mark_ns,
+            .mark_cpu_ns = ci->assist_cpu_ns + ci->background_cpu_ns + ci->idle_cpu_ns,
+            .procs = opt.procs,
+        };
+        pacer_observe(&cycle.pacer, &x);
+    }
+}
+
+static void pacer_trace(const struct gc_cycle_info *ci)
+{
+    struct pacer_trace t;
+    pthread_mutex_lock(&cycle.lock);
+    pacer_trace_fill(&t, &cycle.pacer, &cycle.limiter);
+    t.goal_bytes = AO_load(&cycle.next_gc);
+    t.goal_source = cycle.goal_source;
+    t.trigger_bytes = AO_load(&cycle.trigger);
+    pthread_mutex_unlock(&cycle.lock);
+    t.cycle = ci->num;
+    t.live_bytes = ci->heap_live;
+    t.assist_ratio = AO_load(&cycle.assist_ratio);
+    t.workers = pacer_worker_split(opt.procs);
+    char line[512];
+    size_t n = pacer_format_trace(line, sizeof line, &t);
+    trace_write(line, n < sizeof line ? n : sizeof line - 1);
 }
 
 /* One cycle, from the first pause to the end of the second.  Concurrent: the world
@@ -101,13 +160,17 @@ static uint64_t run_cycle(struct gc_cycle_info *ci, bool concurrent)
     if (concurrent) {
         /* Scan work owed per byte allocated: what is left to mark over the runway left
          * to the goal (1/1024 units). */
-        uint64_t work = cycle.last_live + ci->stacks_scanned + ci->globals_scanned;
-        uint64_t runway = ci->heap_goal > ci->heap_start ? ci->heap_goal - ci->heap_start : 0;
-        if (runway < ((uint64_t)1 << 20))
-            runway = (uint64_t)1 << 20;
-        uint64_t ratio = work / (runway / 1024 + 1);
-        AO_store(&cycle.assist_ratio, ratio < 1024 ? 1024 : ratio > 65536 ? 65536 : ratio);
+        uint64_t roots = ci->stacks_scanned + ci->globals_scanned;
+        struct pacer_assist_in in = {
+            .scan_expected_bytes = cycle.last_live + roots,
+            .scan_max_bytes = ci->heap_start + roots,
+            .scan_done_bytes = roots,
+            .heap_live_bytes = ci->heap_start,
+            .goal_bytes = ci->heap_goal,
+        };
+        AO_store(&cycle.assist_ratio, pacer_assist_ratio(&in));
         AO_store(&alloc_assist_cpu_ns, 0);
+        AO_store(&alloc_assist_scan_bytes, 0);
         alloc_black = 1;
         gc_barrier_active_ = 1;
         set_phase(PHASE_MARK);
@@ -177,18 +240,27 @@ static uint64_t run_cycle(struct gc_cycle_info *ci, bool concurrent)
         }
     }
     ci->heap_live = live;
+    ci->sweep_term_ns = t1 - t0;
+    ci->mark_ns = t2 - t1;
+    ci->mark_term_ns = t3 - t2;
+    /* Stop-the-world time costs every proc, as in Go. */
+    ci->stw1_cpu_ns = ci->sweep_term_ns * ci->procs;
+    ci->stw2_cpu_ns = ci->mark_term_ns * ci->procs;
+    ci->background_cpu_ns = concurrent ? background_cpu + sweep_cpu
+                                       : ci->mark_ns * ci->procs + sweep_cpu;
+
     if (concurrent)   /* stop-the-world cycles hold cycle.lock throughout */
         pthread_mutex_lock(&cycle.lock);
     cycle.last_live = live;
     cycle.last_roots = ci->stacks_scanned + ci->globals_scanned;
+    uint64_t heap_scan = marker.bytes_scanned > cycle.last_roots
+                             ? marker.bytes_scanned - cycle.last_roots : 0;
+    pacer_after(ci, concurrent, heap_scan + AO_load(&alloc_assist_scan_bytes));
     set_goal(live, cycle.last_roots);
     if (concurrent)
         pthread_mutex_unlock(&cycle.lock);
     set_phase(PHASE_OFF);
 
-    ci->sweep_term_ns = t1 - t0;
-    ci->mark_ns = t2 - t1;
-    ci->mark_term_ns = t3 - t2;
     if (opt.stwtrace) {
         if (concurrent) {
             stw_trace("sweep termination", ci->num, ci->sweep_term_ns, &stop1);
@@ -197,15 +269,7 @@ static uint64_t run_cycle(struct gc_cycle_info *ci, bool concurrent)
             stw_trace("whole cycle", ci->num, t3 - t0, &stop1);
         }
     }
-    /* Stop-the-world time costs every proc, as in Go. */
-    ci->stw1_cpu_ns = ci->sweep_term_ns * ci->procs;
-    ci->stw2_cpu_ns = ci->mark_term_ns * ci->procs;
-    if (concurrent) {
-        ci->background_cpu_ns = background_cpu + sweep_cpu;
-        return ci->sweep_term_ns + ci->mark_term_ns;
-    }
-    ci->background_cpu_ns = ci->mark_ns * ci->procs + sweep_cpu;
-    return t3 - t0;
+    return concurrent ? ci->sweep_term_ns + ci->mark_term_ns : t3 - t0;
 }
 
 /* What a cycle knows when it begins. */
@@ -226,6 +290,8 @@ static void report(const struct gc_cycle_info *ci)
     pthread_mutex_unlock(&cycle.lock);
     if (opt.gctrace)
         trace_cycle(ci, cpu_percent());
+    if (opt.gcpacertrace)
+        pacer_trace(ci);
     if (hook)
         hook(ci, hook_arg);
 }
@@ -418,8 +484,10 @@ int64_t gc_set_memory_limit(int64_t bytes)
     init_ensure();
     pthread_mutex_lock(&cycle.lock);
     int64_t old = cycle.memory_limit;
-    if (bytes >= 0)
+    if (bytes >= 0) {
         cycle.memory_limit = bytes;
+        set_goal(cycle.last_live, cycle.last_roots);   /* at once */
+    }
     pthread_mutex_unlock(&cycle.lock);
     return old;
 }

@@ -23,6 +23,7 @@
 #include <ucontext.h>
 
 #include "tricolor.h"
+#include "pacer.h"
 
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
@@ -276,6 +277,7 @@ extern struct central alloc_central[NUM_KINDS][NUM_CLASSES + 1];
 extern atomic_word alloc_heap_live;           /* bytes allocated since the last mark + marked */
 extern volatile int alloc_black;               /* concurrent mark: allocate marked */
 extern atomic_word alloc_assist_cpu_ns;
+extern atomic_word alloc_assist_scan_bytes;     /* scan work done by assists this cycle */
 
 void alloc_init(void);
 void alloc_lock_all(void);                      /* every central lock (fork) */
@@ -387,8 +389,7 @@ extern atomic_word sweep_large_free_bytes;
 extern atomic_word sweep_gen;                         /* current sweep generation (even) */
 extern volatile int sweep_active;                     /* a background sweep is running */
 
-/* ---- pacer.c: heap goal --------------------------------------------------------- */
-uint64_t pacer_heap_goal(uint64_t live, uint64_t roots, int percent);
+/* ---- pacer.c: see pacer.h --------------------------------------------------------- */
 
 /* ---- cycle.c: the phase machine ------------------------------------------------ */
 enum gc_phase { PHASE_OFF, PHASE_SWEEP_TERM, PHASE_MARK, PHASE_MARK_TERM, PHASE_SWEEP };
@@ -405,6 +406,11 @@ struct cycle_state {
     uint64_t init_ns;              /* os_now_ns at gc_init */
     uint64_t init_wall_ns;
     uint64_t last_live, last_roots;
+    struct pacer_state pacer;      /* measured rates, across cycles (cycle.lock) */
+    struct pacer_limiter limiter;  /* GC CPU leaky bucket (cycle.lock) */
+    volatile int limiting;         /* limiter full: assists are forgiven */
+    enum pacer_goal_source goal_source;
+    uint64_t limiter_ns;           /* os_now_ns of the limiter's last update */
     void (*hook)(const struct gc_cycle_info *, void *);
     void *hook_arg;
 };
@@ -445,6 +451,7 @@ size_t trace_fmt_ms(char *buf, size_t len, uint64_t ns);
 size_t trace_format_gctrace(char *buf, size_t len, const struct gc_cycle_info *ci,
                             unsigned cpu_percent);
 void trace_cycle(const struct gc_cycle_info *ci, unsigned cpu_percent);
+void trace_write(const char *line, size_t n);   /* one line to stderr, whole */
 
 /* ---- options.c: environment ------------------------------------------------------- */
 #include "options.h"

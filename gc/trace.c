@@ -87,9 +87,11 @@ void trace_cycle(const struct gc_cycle_info *ci, unsigned cpu_percent)
 {
     char line[TRACE_LINE_MAX];
     size_t n = trace_format_gctrace(line, sizeof line, ci, cpu_percent);
-    if (n >= sizeof line)
-        n = sizeof line - 1;
+    trace_write(line, n < sizeof line ? n : sizeof line - 1);
+}
 
+void trace_write(const char *line, size_t n)
+{
     int saved_errno = errno;
     const char *p = line;
     while (n > 0) {

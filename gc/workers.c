@@ -21,12 +21,12 @@
  * shared work later; mark termination takes it with the world stopped.)
  *
  * Background utilization (concurrent marks): as Go, marking beside the program aims
- * at 25% of GCPROCS CPUs.  round(0.25 x procs) dedicated workers run flat out; when
- * rounding would miss the goal by more than 30%, one fewer, and worker 0 makes up the
- * rest as a fractional worker that stays within its share of CPU time.  A fractional
- * worker past its share keeps going only while a CPU is idle (the process uses less
- * than all of GCPROCS without it) -- that time is counted as idle marking -- and
- * otherwise hands its work to the assists and sleeps for a slice.
+ * at 25% of GCPROCS CPUs (pacer_worker_split): dedicated workers run flat out; with
+ * none, worker 0 is a fractional worker that stays within its share of CPU time.  A
+ * fractional worker past its share keeps going only while a CPU is idle (the process
+ * uses less than all of GCPROCS without it) and the CPU limiter is off -- that time
+ * is counted as idle marking -- and otherwise hands its work to the assists and
+ * sleeps for a slice.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -161,7 +161,7 @@ static void fraction_check(struct worker *w, struct fraction *f)
         f->idle_mode = false;
         if ((double)(cpu - f->cpu0) - (double)w->idle_cpu_ns <= share)
             return;
-        if ((double)opt.procs - others >= 0.9) {
+        if ((double)opt.procs - others >= 0.9 && !cycle.limiting) {
             f->idle_mode = true;
             return;
         }
@@ -280,26 +280,18 @@ static unsigned start_helpers(unsigned n)
     return nhelpers + 1;
 }
 
-/* Workers for a concurrent mark, and worker 0's fractional share (CPUs). */
+/* Workers for a concurrent mark (pacer.c's split), and worker 0's fractional share
+ * in CPUs when there is no dedicated worker.  With dedicated workers the fraction is
+ * left to the idle time they and the assists leave. */
 static unsigned background_workers(unsigned procs, double *fraction)
 {
-    double goal = 0.25 * procs;
-    unsigned dedicated = (unsigned)(goal + 0.5);
+    struct pacer_workers w = pacer_worker_split((int)procs);
     *fraction = 0;
-    double error = dedicated ? (double)dedicated / goal - 1 : -1;
-    if (error > 0.3 || error < -0.3) {
-        if ((double)dedicated > goal)
-            dedicated--;
-        *fraction = goal - dedicated;
+    if (w.dedicated <= 0) {
+        *fraction = w.fractional;
+        return 1;
     }
-    if (dedicated == 0)
-        return 1;   /* worker 0 alone, fractional */
-    if (*fraction > 0) {
-        /* Worker 0 is one of the dedicated ones; the fraction is left to the idle time
-         * the dedicated workers and assists leave. */
-        *fraction = 0;
-    }
-    return dedicated;
+    return (unsigned)w.dedicated;
 }
 
 /* Mark ms's grey work (and what it leads to) with the job's workers.  Stop-the-world

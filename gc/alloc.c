@@ -356,17 +356,18 @@ static void maybe_assist(struct mutator *m)
     if (likely(!alloc_black) || m->assist_debt < PACER_ASSIST_CHUNK_BYTES)
         return;
     uint64_t owed = pacer_assist_work(m->assist_debt, AO_load(&cycle.assist_ratio));
-    if (owed < PACER_ASSIST_CHUNK_BYTES / 2)
-        return;   /* owes little yet: let the debt grow */
     m->assist_debt = 0;
-    if (cycle.limiting)
-        return;
+    owed -= mark_take_credit(owed);   /* the background markers' surplus first */
+    if (owed < PACER_ASSIST_CHUNK_BYTES / 2 || cycle.limiting)
+        return;   /* a small rest, or the collector has had its CPU share: forgiven */
     uint64_t budget = pacer_assist_chunk(owed);
     uint64_t t0 = os_thread_cpu_ns(), done = 0;
     critical_enter(m);
     if (alloc_black)   /* still marking: it only ends with this thread stopped */
         done = mark_assist(&m->assist, budget);
     critical_leave(m);
+    if (done > owed)   /* whole chunks: the surplus is credit for the next assist */
+        atomic_add(&mark_bg_credit, done - owed);
     atomic_add(&alloc_assist_cpu_ns, os_thread_cpu_ns() - t0);
     atomic_add(&alloc_assist_scan_bytes, done);
 }

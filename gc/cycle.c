@@ -128,6 +128,16 @@ static void pacer_trace(const struct gc_cycle_info *ci)
     trace_write(line, n < sizeof line ? n : sizeof line - 1);
 }
 
+/* During a concurrent mark (called by the collector thread now and then): the
+ * assist ratio from the scan work left and the runway left. */
+void cycle_revise_assist_ratio(void)
+{
+    struct pacer_assist_in in = cycle.assist_in;
+    in.scan_done_bytes += AO_load(&mark_bg_scanned) + AO_load(&alloc_assist_scan_bytes);
+    in.heap_live_bytes = AO_load(&alloc_heap_live);
+    AO_store(&cycle.assist_ratio, pacer_assist_ratio(&in));
+}
+
 /* One cycle, from the first pause to the end of the second.  Concurrent: the world
  * runs between the pauses while this thread marks and allocating threads assist.
  * Returns the time the world was stopped. */
@@ -168,6 +178,7 @@ static uint64_t run_cycle(struct gc_cycle_info *ci, bool concurrent)
             .heap_live_bytes = ci->heap_start,
             .goal_bytes = ci->heap_goal,
         };
+        cycle.assist_in = in;
         AO_store(&cycle.assist_ratio, pacer_assist_ratio(&in));
         AO_store(&alloc_assist_cpu_ns, 0);
         AO_store(&alloc_assist_scan_bytes, 0);

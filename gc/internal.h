@@ -366,6 +366,8 @@ bool mark_take_shared(struct mark_state *ms, size_t max);
 void mark_offer_shared(struct mark_state *ms);        /* half, when the list is dry */
 void mark_give_shared(struct mark_state *ms);         /* all of it */
 bool mark_shared_pending(void);
+extern atomic_word mark_bg_scanned, mark_bg_credit;   /* concurrent mark: scan bytes */
+uint64_t mark_take_credit(uint64_t want);
 
 /* ---- workers.c: parallel marking --------------------------------------------- */
 #define MARK_WORKERS_MAX 64
@@ -401,6 +403,7 @@ struct cycle_state {
     atomic_word trigger;           /* heap size that starts a cycle (= goal when STW) */
     atomic_word disabled;          /* gc_disable depth */
     atomic_word assist_ratio;      /* scan bytes owed per 1024 bytes allocated in mark */
+    struct pacer_assist_in assist_in;   /* this mark's figures, for revising the ratio */
     int percent;                   /* GCPERCENT, -1 = off */
     int64_t memory_limit;
     uint64_t init_ns;              /* os_now_ns at gc_init */
@@ -416,7 +419,8 @@ struct cycle_state {
 };
 extern struct cycle_state cycle;
 void cycle_init(void);
-void cycle_maybe_start(void);      /* allocation crossed the goal; outside critical */
+void cycle_maybe_start(void);
+void cycle_revise_assist_ratio(void);   /* concurrent mark: from the progress so far */      /* allocation crossed the goal; outside critical */
 enum cycle_why {
     WHY_PACER,      /* the heap reached its goal (skipped if another thread just collected) */
     WHY_FORCED,     /* gc_collect, gc_free_os_memory: counted in num_forced_gc */

@@ -44,6 +44,11 @@ static volatile int mark_atomic;
 static pthread_mutex_t grey_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct mark_state shared;
 static atomic_word assists_active;   /* mutators holding grey work privately */
+static atomic_word assists_hungry;   /* an assist found no shared work */
+
+/* Concurrent marking: scan work the background markers did, in total and not yet
+ * claimed by an assist (assists spend this credit before scanning themselves). */
+atomic_word mark_bg_scanned, mark_bg_credit;
 
 void mark_init(struct mark_state *ms, size_t max_entries)
 {
@@ -208,8 +213,22 @@ bool mark_is_marked(uintptr_t obj)
 
 /* ---- marking beside the mutators --------------------------------------------------- */
 
+/* Take up to want bytes of background credit; returns what was taken. */
+uint64_t mark_take_credit(uint64_t want)
+{
+    for (;;) {
+        AO_t have = AO_load(&mark_bg_credit);
+        AO_t take = have < want ? have : want;
+        if (take == 0 || AO_compare_and_swap_full(&mark_bg_credit, have, have - take))
+            return take;
+    }
+}
+
 void mark_set_atomic(bool on)
 {
+    AO_store(&mark_bg_scanned, 0);
+    AO_store(&mark_bg_credit, 0);
+    AO_store(&assists_hungry, 0);
     mark_atomic = on;
     if (!shared.max_cap)
         mark_init(&shared, (size_t)16 << 20);
@@ -294,7 +313,8 @@ void mark_push_all(struct mark_state *ms, const struct mark_range *v, size_t n)
  * run dry. */
 void mark_offer_shared(struct mark_state *ms)
 {
-    if (ms->top > 64 && AO_load((AO_t *)&shared.top) == 0) {
+    if (ms->top > 64 && AO_load(&assists_hungry) && AO_load((AO_t *)&shared.top) == 0) {
+        AO_store(&assists_hungry, 0);
         pthread_mutex_lock(&grey_lock);
         move_work(&shared, ms, ms->top - ms->top / 2);
         pthread_mutex_unlock(&grey_lock);
@@ -329,8 +349,10 @@ uint64_t mark_assist(struct mark_state *ms, uint64_t budget)
     atomic_add(&assists_active, 1);
     uint64_t start = ms->bytes_scanned;
     while (ms->bytes_scanned - start < budget) {
-        if (ms->top == 0 && !mark_take_shared(ms, 64))
+        if (ms->top == 0 && !mark_take_shared(ms, 64)) {
+            AO_store(&assists_hungry, 1);   /* the markers will offer some */
             break;
+        }
         struct mark_range r = ms->stack[--ms->top];
         mark_scan_range(ms, r.lo, r.hi);
     }

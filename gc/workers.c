@@ -23,10 +23,9 @@
  * Background utilization (concurrent marks): as Go, marking beside the program aims
  * at 25% of GCPROCS CPUs (pacer_worker_split): dedicated workers run flat out; with
  * none, worker 0 is a fractional worker that stays within its share of CPU time.  A
- * fractional worker past its share keeps going only while a CPU is idle (the process
- * uses less than all of GCPROCS without it) and the CPU limiter is off -- that time
- * is counted as idle marking -- and otherwise hands its work to the assists and
- * sleeps for a slice.
+ * fractional worker past its share keeps going only while a CPU is idle (fewer
+ * program threads than GCPROCS) and the CPU limiter is off -- that time is counted as
+ * idle marking -- and otherwise hands its work to the assists and sleeps for a slice.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -138,30 +137,35 @@ static void nap(unsigned spins)
 
 struct fraction {
     uint64_t wall0, cpu0;           /* job start */
-    uint64_t last_wall, last_proc, last_cpu;
+    uint64_t last_cpu;
     bool idle_mode;
 };
 
-/* Worker 0 as a fractional worker: true when it may go on marking now.  Past its CPU
- * share it may go on while the program leaves a CPU idle (counted as idle marking);
- * otherwise it gives its work to the assists and sleeps for a slice. */
+/* A CPU nobody else wants: fewer program threads than GCPROCS (the collector thread
+ * is registered too, the helpers are not).  Thread counts, not CPU clocks: the kernel
+ * folds other threads' run time into the process clock only at ticks, too coarse for
+ * marks of a few milliseconds.  A thread blocked in a system call counts as busy. */
+static bool cpu_idle(void)
+{
+    int mutators = __atomic_load_n(&stw_nthreads, __ATOMIC_RELAXED) - 1;
+    return mutators < opt.procs && !cycle.limiting;
+}
+
+/* Worker 0 as a fractional worker: returns when it may go on marking.  Past its CPU
+ * share it goes on while a CPU is idle (counted as idle marking); otherwise it gives
+ * its work to the assists and sleeps for a slice. */
 static void fraction_check(struct worker *w, struct fraction *f)
 {
     for (;;) {
-        uint64_t now = os_now_ns(), cpu = os_thread_cpu_ns(), proc = os_process_cpu_ns();
-        uint64_t dwall = now - f->last_wall;
+        uint64_t now = os_now_ns(), cpu = os_thread_cpu_ns();
         if (f->idle_mode)
             w->idle_cpu_ns += cpu - f->last_cpu;
-        /* CPUs the rest of the process used over the last slice. */
-        double others = dwall ? (double)((proc - f->last_proc) - (cpu - f->last_cpu)) / (double)dwall : 0;
-        f->last_wall = now;
-        f->last_proc = proc;
         f->last_cpu = cpu;
         double share = fraction_cpus * (double)(now - f->wall0);
         f->idle_mode = false;
         if ((double)(cpu - f->cpu0) - (double)w->idle_cpu_ns <= share)
             return;
-        if ((double)opt.procs - others >= 0.9 && !cycle.limiting) {
+        if (cpu_idle()) {
             f->idle_mode = true;
             return;
         }
@@ -169,6 +173,7 @@ static void fraction_check(struct worker *w, struct fraction *f)
             mark_give_shared(w->ms);
         struct timespec ts = {0, FRACTION_SLICE_NS};
         nanosleep(&ts, NULL);
+        f->last_cpu = os_thread_cpu_ns();
         if (!mark_shared_pending())
             return;   /* the assists finished it: the job is about to end */
         mark_take_shared(w->ms, 4096);
@@ -186,20 +191,28 @@ static void work(struct worker *w)
     uint64_t c0 = os_thread_cpu_ns();
     if (fractional) {
         memset(&f, 0, sizeof f);
-        f.wall0 = f.last_wall = os_now_ns();
+        f.wall0 = os_now_ns();
         f.cpu0 = f.last_cpu = c0;
-        f.last_proc = os_process_cpu_ns();
     }
     for (;;) {
         while (ms->top > 0) {
             if (ms->top > SHARE_MIN && AO_load(&idle) && AO_load(&w->pub_n) == 0)
                 publish(w);
-            if (job_concurrent)
+            if (job_concurrent) {
                 mark_offer_shared(ms);
-            mark_step(ms);
-            if (fractional && --countdown == 0) {
-                countdown = 16;
-                fraction_check(w, &f);
+                uint64_t before = ms->bytes_scanned;
+                mark_step(ms);
+                /* Credit for the assists: they spend it before scanning themselves. */
+                atomic_add(&mark_bg_scanned, ms->bytes_scanned - before);
+                atomic_add(&mark_bg_credit, ms->bytes_scanned - before);
+                if (w->id == 0 && --countdown == 0) {
+                    countdown = 16;
+                    cycle_revise_assist_ratio();
+                    if (fractional)
+                        fraction_check(w, &f);
+                }
+            } else {
+                mark_step(ms);
             }
         }
         if (find_work(w))

@@ -43,12 +43,13 @@ demo)
     tail -n 20 gctrace.log
     ;;
 check)
-    # 1. the release build, in both collector modes (stop-the-world, the default, and
-    # concurrent); 2. the tarball, built apart, with assertions and the heap verifier
-    # after every cycle; 3. the same under AddressSanitizer and UBSan.
+    # 1. the release build, in both collector modes (concurrent, the default, and
+    # stop-the-world); 2. the tarball, built apart, with assertions and the heap
+    # verifier after every cycle, in the third mode (the whole sweep in the pause too);
+    # 3. the tarball under AddressSanitizer and UBSan.
     make -j"$jobs" check
-    GCDEBUG=gcconcurrent=1 make -j"$jobs" check
-    make -j"$jobs" distcheck DISTCHECK_CONFIGURE_FLAGS="--enable-werror --enable-debug"
+    GCDEBUG=gcstoptheworld=1 make -j"$jobs" check
+    GCDEBUG=gcstoptheworld=2 make -j"$jobs" distcheck DISTCHECK_CONFIGURE_FLAGS="--enable-werror --enable-debug"
     # Under ASan, stale words in its larger stack frames keep a little more garbage
     # alive, and the tests' "most of it is reclaimed" thresholds can be missed by an
     # object: one more run, and it must pass.

@@ -3,13 +3,14 @@
  *   OFF -> SWEEP_TERM (stop the world, take back thread caches, scan the roots)
  *       -> MARK       (drain grey work)
  *       -> MARK_TERM  (marking done: finish the grey work)
- *       -> SWEEP      (mark bits become allocation bits; the next goal)
+ *       -> SWEEP      (a new sweep generation; lazy sweeping; the next goal)
  *       -> OFF        (report the cycle)
  *
- * By default the calling thread runs the whole cycle with the world stopped, so one
- * pause covers every phase.  With GCDEBUG=gcconcurrent=1 a collector thread runs each
- * cycle: the world is stopped only in SWEEP_TERM and MARK_TERM, and MARK and SWEEP run
- * beside the program.  Allocating threads and gc_collect only request cycles there.
+ * By default a collector thread runs each cycle: the world is stopped only in
+ * SWEEP_TERM and MARK_TERM, and MARK and SWEEP run beside the program; allocating
+ * threads and gc_collect only request cycles.  With GCDEBUG=gcstoptheworld=1 (or
+ * gcconcurrent=0) the calling thread runs the cycle, with one pause from the root scan
+ * to the end of the mark.
  */
 #define _GNU_SOURCE
 #include "internal.h"

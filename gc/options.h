@@ -17,7 +17,7 @@
     X(gcpacertrace,      0,       0,   1,          "print the pacer's state after each cycle") \
     X(gcstoptheworld,    0,       0,   2,          "mark with the world stopped (hosts without write barriers); 2 also sweeps eagerly") \
     X(gccheckmark,       0,       0,   1,          "verify each mark against a stop-the-world re-mark and report every object the barrier missed") \
-    X(gcconcurrent,      0,       0,   1,          "mark while the program runs, on a collector thread, between two short pauses (new in 0.1: off by default)") \
+    X(gcconcurrent,      1,       0,   1,          "mark and sweep while the program runs, between two short pauses; 0 = as gcstoptheworld=1") \
     X(stwtrace,          0,       0,   1,          "print, for each stop-the-world pause, which thread was slowest to stop and how long it took") \
     X(stopsignal,        30,      1,   64,         "signal that stops a thread for a collection (default SIGPWR)") \
     X(resumesignal,      24,      1,   64,         "signal that resumes a stopped thread (default SIGXCPU)") \

@@ -2,7 +2,7 @@
  *
  * The program turns concurrent marking on itself before gc_init: GCDEBUG becomes the
  * environment's GCDEBUG (so gccheckmark=1, stwtrace=1 and the like still apply) with
- * ",gcconcurrent=1" appended; a later item wins, so marking is concurrent whatever the
+ * ",gcconcurrent=1,gcstoptheworld=0" appended; a later item wins, so marking is concurrent whatever the
  * environment said.  GCPERCENT 10 makes cycles run back to back while four threads
  * mutate a shared graph, so the write barrier, allocation black, assists, gc_free
  * during the mark and both pauses are all exercised hundreds of times.
@@ -1307,11 +1307,12 @@ static Suite *concurrent_suite(void)
     return s;
 }
 
-/* GCDEBUG as found, plus gcconcurrent=1 (a later item overrides an earlier one). */
+/* GCDEBUG as found, plus gcconcurrent=1,gcstoptheworld=0 (a later item overrides an
+ * earlier one): this test marks concurrently in every run of the suite. */
 static void set_gcdebug(void)
 {
     const char *old = getenv("GCDEBUG");
-    const char *add = "gcconcurrent=1";
+    const char *add = "gcconcurrent=1,gcstoptheworld=0";
     size_t n = (old ? strlen(old) : 0) + strlen(add) + 2;
     char *v = malloc(n);
     if (!v)

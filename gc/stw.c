@@ -295,6 +295,8 @@ uint64_t stw_stop_world(void)
     for (struct mutator *m = stw_threads; m; m = m->next) {
         if (m == stopper)
             continue;
+        if (GC_TSAN)   /* see stw_init: TSan delays the signal; stop at critical_leave too */
+            m->stop_pending = 1;
         int rc = pthread_kill(m->thread, stop_sig);
         if (rc == 0)
             n++;

@@ -1,7 +1,10 @@
 /* pause.c - stop-the-world pauses with a large live heap: live_mb MiB of 32-byte nodes
  * (a forest of complete binary trees of 4 MiB each), then churn: short-lived garbage
- * and a live edit every 1000 allocations, while the longest gap between edits is
- * recorded as the stall the mutator sees.  Usage: pause [live_mb] [churn_mb]
+ * and a live edit every 1000 allocations, while the gap between edits is recorded as
+ * the stall the mutator sees: the longest (max_stall_ms) and the 99th percentile
+ * (p99_stall_ms).  With BENCH_SERIES=path every gap is written there at exit, one
+ * line "seconds stall_ms" (seconds since the churn began; bench/plot draws them).
+ * Usage: pause [live_mb] [churn_mb]
  */
 #include "peer.h"
 
@@ -42,6 +45,12 @@ static long count(struct node *n)
     return n ? 1 + count(n->left) + count(n->right) : 0;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 int main(int argc, char **argv)
 {
     long live_mb = argc > 1 ? atol(argv[1]) : 100;
@@ -59,7 +68,14 @@ int main(int argc, char **argv)
         forest[t] = build(&ids, depth);   /* into a new, zeroed array: no barrier */
     double build_s = bench_now() - t0;
 
-    double max_gap = 0, last = bench_now();
+    /* Every gap, in plain memory outside the collected heap (doubles: no pointers). */
+    long max_gaps = (churn_mb << 20) / (1000 * (long)sizeof(struct node)) + 1, ngaps = 0;
+    double *gaps = malloc(max_gaps * sizeof *gaps), *gap_end = malloc(max_gaps * sizeof *gap_end);
+    if (!gaps || !gap_end) {
+        fprintf(stderr, "pause: out of memory\n");
+        return 1;
+    }
+    double max_gap = 0, churn0 = bench_now(), last = churn0;
     long churned = 0, batch = 0;
     unsigned seed = 12345;
     while (churned < churn_mb << 20) {
@@ -82,16 +98,34 @@ int main(int argc, char **argv)
             double now = bench_now();
             if (now - last > max_gap)
                 max_gap = now - last;
+            if (ngaps < max_gaps) {
+                gaps[ngaps] = now - last;
+                gap_end[ngaps++] = now - churn0;
+            }
             last = now;
         }
     }
     long nodes = 0;
     for (long t = 0; t < ntrees; t++)
         nodes += count(forest[t]);
-    char extra[160];
-    snprintf(extra, sizeof extra, "live_mb=%ld nodes=%ld build_s=%.3f max_stall_ms=%.3f",
-             live_mb, nodes, build_s, max_gap * 1e3);
-    bench_report("pause", bench_now() - t0, bench_cpu() - c0, extra);
+    double wall = bench_now() - t0, cpu = bench_cpu() - c0;
+    FILE *series = bench_series_open();
+    if (series) {
+        fprintf(series, "# pause %s live_mb=%ld churn_mb=%ld: seconds stall_ms\n", PEER_NAME,
+                live_mb, churn_mb);
+        for (long k = 0; k < ngaps; k++)
+            fprintf(series, "%.6f %.4f\n", gap_end[k], gaps[k] * 1e3);
+        fclose(series);
+    }
+    qsort(gaps, ngaps, sizeof *gaps, cmp_double);
+    double p99 = ngaps ? gaps[(long)(0.99 * (ngaps - 1))] : 0;
+    char extra[192];
+    snprintf(extra, sizeof extra,
+             "live_mb=%ld nodes=%ld build_s=%.3f max_stall_ms=%.3f p99_stall_ms=%.3f",
+             live_mb, nodes, build_s, max_gap * 1e3, p99 * 1e3);
+    bench_report("pause", wall, cpu, extra);
+    free(gaps);
+    free(gap_end);
     for (long t = 0; t < ntrees; t++)
         free_tree(forest[t]);
     peer_free(forest);

@@ -1,13 +1,18 @@
 // pause.go - the shape of bench/pause.c: live_mb MiB of 32-byte nodes in a forest of
 // complete binary trees of 4 MiB each, then churn_mb MiB of short-lived 32-byte garbage with a live edit
-// (a random leaf replaced by a new node) every 1000 allocations.  The longest gap
-// between two edits is the stall the mutator sees (max_stall_ms); max_pause_ms is
-// the runtime's longest stop-the-world pause.  Usage: pause-go [live_mb] [churn_mb]
+// (a random leaf replaced by a new node) every 1000 allocations.  The gap between two
+// edits is the stall the mutator sees: the longest (max_stall_ms) and the 99th
+// percentile (p99_stall_ms); max_pause_ms is the runtime's longest stop-the-world
+// pause.  With BENCH_SERIES=path every gap is written there at exit, one line
+// "seconds stall_ms" (seconds since the churn began).
+// Usage: pause-go [live_mb] [churn_mb]
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"os"
+	"sort"
 	"unsafe"
 )
 
@@ -57,7 +62,11 @@ func main() {
 	}
 	buildS := benchNow() - t0
 
-	maxGap, last := 0.0, benchNow()
+	maxGaps := (churnMB<<20)/(1000*nodeSize) + 1
+	gaps := make([]float64, 0, maxGaps)
+	gapEnd := make([]float64, 0, maxGaps)
+	churn0 := benchNow()
+	maxGap, last := 0.0, churn0
 	var churned, batch int64
 	var seed uint32 = 12345
 	for churned < churnMB<<20 {
@@ -84,6 +93,10 @@ func main() {
 			if now-last > maxGap {
 				maxGap = now - last
 			}
+			if int64(len(gaps)) < maxGaps {
+				gaps = append(gaps, now-last)
+				gapEnd = append(gapEnd, now-churn0)
+			}
 			last = now
 		}
 	}
@@ -92,7 +105,26 @@ func main() {
 	for _, t := range forest {
 		nodes += pCount(t)
 	}
-	extra := fmt.Sprintf("live_mb=%d nodes=%d build_s=%.3f max_stall_ms=%.3f",
-		liveMB, nodes, buildS, maxGap*1e3)
-	benchReport("pause", benchNow()-t0, benchCPU()-c0, extra)
+	wall, cpu := benchNow()-t0, benchCPU()-c0
+	if path := os.Getenv("BENCH_SERIES"); path != "" {
+		if f, err := os.Create(path); err != nil {
+			fmt.Fprintf(os.Stderr, "go: cannot write BENCH_SERIES=%s\n", path)
+		} else {
+			w := bufio.NewWriter(f)
+			fmt.Fprintf(w, "# pause go live_mb=%d churn_mb=%d: seconds stall_ms\n", liveMB, churnMB)
+			for k := range gaps {
+				fmt.Fprintf(w, "%.6f %.4f\n", gapEnd[k], gaps[k]*1e3)
+			}
+			w.Flush()
+			f.Close()
+		}
+	}
+	sort.Float64s(gaps)
+	p99 := 0.0
+	if len(gaps) > 0 {
+		p99 = gaps[int(0.99*float64(len(gaps)-1))]
+	}
+	extra := fmt.Sprintf("live_mb=%d nodes=%d build_s=%.3f max_stall_ms=%.3f p99_stall_ms=%.3f",
+		liveMB, nodes, buildS, maxGap*1e3, p99*1e3)
+	benchReport("pause", wall, cpu, extra)
 }

@@ -39,9 +39,10 @@ static void set_phase(enum gc_phase p)
     cycle.phase = (int)p;
 }
 
+/* GCPERCENT=off with a memory limit still collects: the trigger says when. */
 static bool auto_enabled(void)
 {
-    return cycle.percent >= 0 && AO_load(&cycle.disabled) == 0;
+    return AO_load(&cycle.disabled) == 0;
 }
 
 void cycle_maybe_start(void)
@@ -150,10 +151,11 @@ static uint64_t run_cycle(struct gc_cycle_info *ci, bool concurrent)
     roots_prepare();
 
     /* ---- STW1: sweep termination ---- */
-    uint64_t t0 = os_now_ns();
+    uint64_t t0 = os_now_ns();   /* the pause is timed from the stop request: below */
     ci->start_ns = t0 - cycle.init_ns;
     stw_stop_world();
     struct stw_stop_report stop1 = stw_last_stop, stop2;
+    t0 = stop1.request_ns;
     set_phase(PHASE_SWEEP_TERM);
     for (struct mutator *m = stw_threads; m; m = m->next)
         alloc_flush_cache(m);
@@ -187,15 +189,16 @@ static uint64_t run_cycle(struct gc_cycle_info *ci, bool concurrent)
         gc_barrier_active_ = 1;
         set_phase(PHASE_MARK);
         stw_start_world();
-        t1 = os_now_ns();
+        t1 = stw_last_stop.resume_ns;
         struct mark_cpu mc;
-        mark_parallel(&marker, true, &mc);
+        /* A forced cycle has a thread waiting for it: mark flat out, not at 25%. */
+        mark_parallel(&marker, ci->forced ? MARK_URGENT : MARK_BACKGROUND, &mc);
         background_cpu = mc.cpu_ns - mc.idle_cpu_ns;
         ci->idle_cpu_ns = mc.idle_cpu_ns;
-        t2 = os_now_ns();
         /* ---- STW2: mark termination ---- */
         stw_stop_world();
         stop2 = stw_last_stop;
+        t2 = stop2.request_ns;
         set_phase(PHASE_MARK_TERM);
         for (struct mutator *m = stw_threads; m; m = m->next)
             barrier_flush(m);
@@ -233,13 +236,13 @@ static uint64_t run_cycle(struct gc_cycle_info *ci, bool concurrent)
         if (GC_DEBUG_BUILD)
             verify_heap();
         stw_start_world();
-        t3 = os_now_ns();
+        t3 = stw_last_stop.resume_ns;
     } else {
         /* Lazily: allocating threads sweep the classes they need, this thread the
          * rest, while the program runs. */
         sweep_begin();
         stw_start_world();
-        t3 = os_now_ns();
+        t3 = stw_last_stop.resume_ns;
         uint64_t c0 = os_thread_cpu_ns();
         live = sweep_finish();
         sweep_cpu = os_thread_cpu_ns() - c0;

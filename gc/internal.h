@@ -336,6 +336,8 @@ struct mutator *stw_register_self(bool automatic);  /* NULL on failure */
 void stw_unregister_self(void);
 uint64_t stw_stop_world(void);                      /* returns ns taken to stop */
 struct stw_stop_report {          /* the last stop: how long, and the slowest thread */
+    uint64_t request_ns;          /* os_now_ns when the stop was requested */
+    uint64_t resume_ns;           /* os_now_ns when the world was released */
     uint64_t stop_ns, slowest_ns;
     pid_t slowest_tid;
     pthread_t slowest;
@@ -373,7 +375,8 @@ uint64_t mark_take_credit(uint64_t want);
 #define MARK_WORKERS_MAX 64
 struct mark_cpu { unsigned workers; uint64_t cpu_ns, idle_cpu_ns; };
 unsigned mark_workers_max(void);                      /* min(GCPROCS, MARK_WORKERS_MAX) */
-void mark_parallel(struct mark_state *ms, bool concurrent, struct mark_cpu *cpu);
+enum mark_mode { MARK_STW, MARK_BACKGROUND, MARK_URGENT };  /* URGENT: concurrent, all markers */
+void mark_parallel(struct mark_state *ms, enum mark_mode mode, struct mark_cpu *cpu);
 void mark_workers_fork_child(void);
 
 /* ---- barrier.c: write barrier slow path -------------------------------------------- */

@@ -190,7 +190,7 @@ void mark_drain(struct mark_state *ms)
 {
     for (;;) {
         if (mark_atomic && mark_workers_max() > 1)
-            mark_parallel(ms, false, NULL);
+            mark_parallel(ms, MARK_STW, NULL);
         else
             drain_stack(ms);
         if (!ms->overflowed)

@@ -20,7 +20,7 @@
     X(gcconcurrent,      1,       0,   1,          "mark and sweep while the program runs, between two short pauses; 0 = as gcstoptheworld=1") \
     X(stwtrace,          0,       0,   1,          "print, for each stop-the-world pause, which thread was slowest to stop and how long it took") \
     X(stopsignal,        30,      1,   64,         "signal that stops a thread for a collection (default SIGPWR)") \
-    X(resumesignal,      24,      1,   64,         "signal that resumes a stopped thread (default SIGXCPU)") \
+    X(resumesignal,      24,      1,   64,         "accepted and unused (stopped threads now wait on a futex, not for a signal)") \
     X(stoptimeout,       5000,    1,   3600000,    "milliseconds to wait for a thread to stop before naming it on stderr")
 
 struct gc_options {

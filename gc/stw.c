@@ -3,7 +3,10 @@
  * Every thread that touches the heap is registered: its stack bounds are known and it
  * can be stopped.  The world is stopped with a signal (GCDEBUG=stopsignal, SIGPWR by
  * default): the handler saves the thread's registers and stack pointer, acknowledges,
- * and waits in sigsuspend for the resume signal.  Host code needs no safepoint polls,
+ * and waits on a futex until the world resumes: one wake-up call releases every
+ * stopped thread at once, so none waits for the collector to signal the others (on a
+ * busy machine the first one woken can take the collector's CPU).  Host code needs no
+ * safepoint polls,
  * and a thread blocked in a system call stops too.  A thread inside the allocator (a
  * "critical section": it may hold a collector lock or a half-updated cache) defers the
  * stop until it leaves, so the collector never sees the heap mid-update.
@@ -17,7 +20,10 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <semaphore.h>
+#include <sys/syscall.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -32,8 +38,9 @@ static pthread_key_t exit_key;
 static sem_t ack_sem;
 static atomic_word stop_seq;        /* current stop request */
 static atomic_word resume_seq;      /* last request that was resumed */
+static volatile int resume_word;    /* futex: bumped at each resume */
 static uint64_t stop_start_ns;
-static int stop_sig, resume_sig;
+static int stop_sig;
 static struct mutator *stopper;     /* the thread stopping the world */
 
 static void stop_here(struct mutator *m, const void *uctx)
@@ -51,11 +58,13 @@ static void stop_here(struct mutator *m, const void *uctx)
     AO_store_release(&m->stop_seq, seq);
     sem_post(&ack_sem);
 
-    sigset_t wait_mask;
-    pthread_sigmask(SIG_BLOCK, NULL, &wait_mask);
-    sigdelset(&wait_mask, resume_sig);
-    while (AO_load_acquire(&resume_seq) != seq)
-        sigsuspend(&wait_mask);
+    for (;;) {
+        int w = __atomic_load_n(&resume_word, __ATOMIC_ACQUIRE);
+        if (AO_load_acquire(&resume_seq) == seq)
+            break;
+        /* Returns at once if resume_word moved on since it was read. */
+        syscall(SYS_futex, &resume_word, FUTEX_WAIT_PRIVATE, w, NULL, NULL, 0);
+    }
     m->stopped_sp = 0;
 }
 
@@ -74,19 +83,13 @@ static void on_stop_signal(int sig, siginfo_t *info, void *uctx)
     errno = saved;
 }
 
-static void on_resume_signal(int sig)
-{
-    (void)sig;   /* only wakes sigsuspend */
-}
-
 void stw_park_pending(struct mutator *m)
 {
     int saved = errno;
     sigset_t block, old;
     sigemptyset(&block);
-    sigaddset(&block, resume_sig);
     sigaddset(&block, stop_sig);
-    /* Block the resume signal so it cannot slip in between the check and sigsuspend. */
+    /* The stop signal must not run the handler again in the middle of this stop. */
     pthread_sigmask(SIG_BLOCK, &block, &old);
     m->stop_pending = 0;
     stop_here(m, NULL);
@@ -166,10 +169,7 @@ static void atfork_child(void)
 
 void stw_init(void)
 {
-    stop_sig = opt.stopsignal;
-    resume_sig = opt.resumesignal;
-    if (stop_sig == resume_sig)
-        gc_fatal_("GCDEBUG: stopsignal and resumesignal must differ (both %d)", stop_sig);
+    stop_sig = opt.stopsignal;   /* (GCDEBUG=resumesignal is accepted and unused) */
     sem_init(&ack_sem, 0, 0);
     pthread_key_create(&exit_key, on_thread_exit);
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
@@ -178,15 +178,9 @@ void stw_init(void)
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_stop_signal;
     sa.sa_flags = SA_SIGINFO | SA_RESTART;
-    sigfillset(&sa.sa_mask);   /* nothing interrupts the handler; sigsuspend opens resume */
+    sigfillset(&sa.sa_mask);   /* nothing interrupts the handler */
     if (sigaction(stop_sig, &sa, NULL) != 0)
         gc_fatal_("cannot install the stop signal handler (signal %d)", stop_sig);
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_resume_signal;
-    sa.sa_flags = SA_RESTART;
-    sigfillset(&sa.sa_mask);
-    if (sigaction(resume_sig, &sa, NULL) != 0)
-        gc_fatal_("cannot install the resume signal handler (signal %d)", resume_sig);
 }
 
 struct mutator *stw_register_self(bool automatic)
@@ -290,6 +284,7 @@ uint64_t stw_stop_world(void)
     stopper = alloc_self;
     AO_t seq = AO_load(&stop_seq) + 1;
     stop_start_ns = os_now_ns();
+    stw_last_stop.request_ns = stop_start_ns;
     AO_store_release(&stop_seq, seq);
     int n = 0;
     for (struct mutator *m = stw_threads; m; m = m->next) {
@@ -309,6 +304,7 @@ uint64_t stw_stop_world(void)
     /* For stwtrace: which thread was slowest to stop. */
     struct stw_stop_report *r = &stw_last_stop;
     memset(r, 0, sizeof *r);
+    r->request_ns = stop_start_ns;
     r->stop_ns = took;
     r->threads = n;
     for (struct mutator *m = stw_threads; m; m = m->next)
@@ -328,9 +324,9 @@ void stw_start_world(void)
 {
     AO_t seq = AO_load(&stop_seq);
     AO_store_release(&resume_seq, seq);
-    for (struct mutator *m = stw_threads; m; m = m->next)
-        if (m != stopper)
-            pthread_kill(m->thread, resume_sig);
+    __atomic_add_fetch(&resume_word, 1, __ATOMIC_RELEASE);
+    syscall(SYS_futex, &resume_word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+    stw_last_stop.resume_ns = os_now_ns();
     stopper = NULL;
     pthread_mutex_unlock(&stw_registry_lock);
 }

@@ -121,17 +121,22 @@ static struct span *sweep_one_locked(unsigned kind, unsigned cls, bool want, boo
 }
 
 /* An allocating thread out of swept spans of a class: sweep that class's unswept
- * spans until one has a free slot.  The span comes back cached by the caller. */
+ * spans until one has a free slot.  The span comes back cached by the caller.  The
+ * caller is in a critical section, which delays any stop of the world: after
+ * SWEEP_BUDGET full spans it takes a new span instead (the rest are swept by the
+ * collector or the next allocations). */
+#define SWEEP_BUDGET 32
 struct span *sweep_for_class(unsigned kind, unsigned cls)
 {
     if (!sweep_active)
         return NULL;
-    for (;;) {
+    for (int i = 0; i < SWEEP_BUDGET; i++) {
         bool none;
         struct span *s = sweep_one(kind, cls, true, &none);
         if (s || none)
             return s;
     }
+    return NULL;
 }
 
 /* Sweep up to n unswept spans of any class (before the page heap grows, so pages

@@ -308,13 +308,14 @@ static unsigned background_workers(unsigned procs, double *fraction)
 }
 
 /* Mark ms's grey work (and what it leads to) with the job's workers.  Stop-the-world
- * jobs use every marker flat out; concurrent ones the background share.  Overflow is
+ * and urgent jobs use every marker flat out; background ones the background share.  Overflow is
  * reported in ms->overflowed for the caller's rescan. */
-void mark_parallel(struct mark_state *ms, bool concurrent, struct mark_cpu *cpu)
+void mark_parallel(struct mark_state *ms, enum mark_mode mode, struct mark_cpu *cpu)
 {
     unsigned want = mark_workers_max();
     double fraction = 0;
-    if (concurrent)
+    bool concurrent = mode != MARK_STW;
+    if (mode == MARK_BACKGROUND)
         want = background_workers(want, &fraction);
     if (!workers_alloc() || !workers[0].pub) {
         if (workers && !workers[0].pub)

@@ -215,6 +215,19 @@ static bool node_ok(int tid, const struct node *n, uint64_t expect_id, const cha
     return ids_ok(tid, n, &n->id, &n->check, expect_id, where);
 }
 
+/* A spinning thread's pause.  Under ThreadSanitizer a signal is delivered only when the
+ * thread next enters a call TSan intercepts; sched_yield is not one, so a thread that
+ * spins on a lock held by a stopped thread would never stop.  nanosleep is. */
+static void spin_pause(void)
+{
+#if GC_TSAN
+    struct timespec ts = {0, 1000};
+    nanosleep(&ts, NULL);
+#else
+    sched_yield();
+#endif
+}
+
 /* Writers: a spin lock in the seq word.  Bounded, so a corrupted node cannot hang. */
 static bool node_lock(int tid, struct node *n)
 {
@@ -226,7 +239,7 @@ static bool node_lock(int tid, struct node *n)
             return true;
         }
         if (i % 64 == 63)
-            sched_yield();
+            spin_pause();
         if (i > 20000000) {
             report(tid, "node lock never released (seq)", n, s & ~(uint64_t)1, s);
             return false;
@@ -256,7 +269,7 @@ static bool read_edge(int tid, const struct node *n, int j, struct node **to, ui
             }
         }
         if (i % 64 == 63)
-            sched_yield();
+            spin_pause();
         if (i > 20000000) {
             report(tid, "edge never stable (seq)", n, s1 & ~(uint64_t)1, s1);
             return false;

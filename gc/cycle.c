@@ -62,7 +62,7 @@ static unsigned cpu_percent(void)
 }
 
 /* What the memory limit counts: everything mapped and not released to the OS. */
-static void memory_now(struct pacer_memory *mem)
+void cycle_memory_now(struct pacer_memory *mem)
 {
     uint64_t mapped = AO_load((AO_t *)&heap.pages_mapped), inuse = AO_load((AO_t *)&heap.pages_inuse);
     uint64_t released = AO_load((AO_t *)&heap.pages_released);
@@ -80,7 +80,7 @@ static void memory_now(struct pacer_memory *mem)
 static void set_goal(uint64_t live, uint64_t roots)
 {
     struct pacer_memory mem;
-    memory_now(&mem);
+    cycle_memory_now(&mem);
     uint64_t goal = pacer_goal(live, roots, cycle.percent, cycle.memory_limit, &mem,
                                &cycle.goal_source);
     uint64_t trigger = goal;
@@ -299,6 +299,7 @@ static void cycle_info_start(struct gc_cycle_info *ci, enum cycle_why why)
 
 static void report(const struct gc_cycle_info *ci)
 {
+    scav_wake();   /* a new goal: the scavenger may have pages to give back */
     pthread_mutex_lock(&cycle.lock);
     void (*hook)(const struct gc_cycle_info *, void *) = cycle.hook;
     void *hook_arg = cycle.hook_arg;
@@ -437,6 +438,7 @@ static void atfork_child(void)
         set_phase(PHASE_OFF);
     }
     mark_workers_fork_child();   /* nor did the marker threads */
+    scav_fork_child();           /* nor the scavenger */
     worker_started = false;   /* the collector thread did not come along */
     pthread_cond_init(&cycle_cv, NULL);   /* it may have been waiting on it */
     worker = NULL;

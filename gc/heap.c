@@ -341,21 +341,37 @@ void heap_free_span(struct span *s)
     heap_unlock();
 }
 
-uint64_t heap_release_free(void)
+/* Return free runs to the OS, the biggest bins first (bin 0 holds the runs of 128
+ * pages and more), until at least max_bytes went back; whole runs only.  One run per
+ * hold of the heap lock, so allocation is never held up for more than one madvise. */
+uint64_t heap_release_some(uint64_t max_bytes)
 {
     uint64_t bytes = 0;
-    heap_lock();
-    for (unsigned b = 0; b < 128; b++)
-        for (struct span *s = heap.bins[b]; s; s = s->next)
-            if (!s->released) {
+    for (unsigned i = 0; i < 128 && bytes < max_bytes; i++) {
+        unsigned b = i == 0 ? 0 : 128 - i;
+        for (;;) {
+            heap_lock();
+            struct span *s = heap.bins[b];
+            while (s && s->released)
+                s = s->next;
+            if (s) {
                 os_release((void *)s->base, s->npages * PAGE_SIZE);
                 s->released = 1;
                 s->needzero = 0;
                 heap.pages_released += s->npages;
                 bytes += s->npages * PAGE_SIZE;
             }
-    heap_unlock();
+            heap_unlock();
+            if (!s || bytes >= max_bytes)
+                break;
+        }
+    }
     return bytes;
+}
+
+uint64_t heap_release_free(void)
+{
+    return heap_release_some(UINT64_MAX);
 }
 
 /* ---- lookups ---------------------------------------------------------------------------- */

@@ -194,6 +194,7 @@ void heap_init(void);
 struct span *heap_alloc_span(size_t npages);        /* NULL + ENOMEM; caller sets state */
 void heap_free_span(struct span *s);                 /* pages back to the page heap */
 uint64_t heap_release_free(void);                   /* every free page to the OS; bytes */
+uint64_t heap_release_some(uint64_t max_bytes);     /* at least max_bytes if there are */
 void heap_lock(void);
 void heap_unlock(void);
 /* The span holding address p (in use or not), or NULL.  Lock-free: reads the maps. */
@@ -423,7 +424,12 @@ struct cycle_state {
 extern struct cycle_state cycle;
 void cycle_init(void);
 void cycle_maybe_start(void);
-void cycle_revise_assist_ratio(void);   /* concurrent mark: from the progress so far */      /* allocation crossed the goal; outside critical */
+void cycle_revise_assist_ratio(void);   /* concurrent mark: from the progress so far */
+void cycle_memory_now(struct pacer_memory *mem);   /* what the memory limit counts */
+
+/* ---- scavenge.c: returning free pages to the OS ------------------------------ */
+void scav_wake(void);                   /* after a cycle: a new goal */
+void scav_fork_child(void);      /* allocation crossed the goal; outside critical */
 enum cycle_why {
     WHY_PACER,      /* the heap reached its goal (skipped if another thread just collected) */
     WHY_FORCED,     /* gc_collect, gc_free_os_memory: counted in num_forced_gc */

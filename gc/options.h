@@ -15,6 +15,7 @@
 #define OPT_DEBUG_KEYS(X)                                                                \
     X(gctrace,           0,       0,   2,          "print one line per cycle on stderr, in Go's gctrace format") \
     X(gcpacertrace,      0,       0,   1,          "print the pacer's state after each cycle") \
+    X(scavtrace,         0,       0,   1,          "print a line for each round of the scavenger, which returns free pages to the OS") \
     X(gcstoptheworld,    0,       0,   2,          "mark with the world stopped (hosts without write barriers); 2 also sweeps eagerly") \
     X(gccheckmark,       0,       0,   1,          "verify each mark against a stop-the-world re-mark and report every object the barrier missed") \
     X(gcconcurrent,      1,       0,   1,          "mark and sweep while the program runs, between two short pauses; 0 = as gcstoptheworld=1") \

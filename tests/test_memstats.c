@@ -491,7 +491,10 @@ START_TEST(test_free_os_memory_releases)
     struct violation v = {0};
     check_snapshot(m, &v);
     assert_clean(&v, "after gc_free_os_memory", 1);
-    must_msg(m->heap_released > released0,
+    /* The scavenger may have given some back already (and nothing may be left to
+     * release); gc_free_os_memory gives back whatever it left. */
+    must_msg(m->heap_released >= released0 && (m->heap_released > released0 ||
+                                               released0 >= idle0 / 2),
                   "heap_released %llu -> %llu (heap_idle %llu)", U(released0),
                   U(m->heap_released), U(m->heap_idle));
     ck_assert_uint_ge(m->heap_released, m->heap_idle / 2);

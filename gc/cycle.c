@@ -266,12 +266,19 @@ static uint64_t run_cycle(struct gc_cycle_info *ci, bool concurrent)
 
     if (concurrent)   /* stop-the-world cycles hold cycle.lock throughout */
         pthread_mutex_lock(&cycle.lock);
-    cycle.last_live = live;
+    /* The goal grows from what was reachable when marking began.  Objects allocated
+     * during a concurrent mark survive its sweep (black), reachable or not: counting
+     * them as live would let each cycle's floating garbage raise the next goal. */
+    uint64_t black = concurrent && ci->heap_end > ci->heap_start ? ci->heap_end - ci->heap_start : 0;
+    uint64_t snapshot = live > black ? live - black : 0;
+    if (snapshot < live / 2)
+        snapshot = live / 2;
+    cycle.last_live = snapshot;
     cycle.last_roots = ci->stacks_scanned + ci->globals_scanned;
     uint64_t heap_scan = marker.bytes_scanned > cycle.last_roots
                              ? marker.bytes_scanned - cycle.last_roots : 0;
     pacer_after(ci, concurrent, heap_scan + AO_load(&alloc_assist_scan_bytes));
-    set_goal(live, cycle.last_roots);
+    set_goal(snapshot, cycle.last_roots);
     if (concurrent)
         pthread_mutex_unlock(&cycle.lock);
     set_phase(PHASE_OFF);

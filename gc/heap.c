@@ -350,6 +350,7 @@ uint64_t heap_release_some(uint64_t max_bytes)
     for (unsigned i = 0; i < 128 && bytes < max_bytes; i++) {
         unsigned b = i == 0 ? 0 : 128 - i;
         for (;;) {
+            struct mutator *self = critical_enter_self();   /* see internal.h */
             heap_lock();
             struct span *s = heap.bins[b];
             while (s && s->released)
@@ -362,6 +363,7 @@ uint64_t heap_release_some(uint64_t max_bytes)
                 bytes += s->npages * PAGE_SIZE;
             }
             heap_unlock();
+            critical_leave_self(self);
             if (!s || bytes >= max_bytes)
                 break;
         }

@@ -316,6 +316,22 @@ static inline void critical_leave(struct mutator *m)
         stw_park_pending(m);
 }
 
+/* A collector lock taken by a thread that may be stopped (any registered thread) is
+ * held only inside a critical section: fork stops the world and then takes them all. */
+static inline struct mutator *critical_enter_self(void)
+{
+    struct mutator *m = alloc_self;
+    if (m)
+        critical_enter(m);
+    return m;
+}
+
+static inline void critical_leave_self(struct mutator *m)
+{
+    if (m)
+        critical_leave(m);
+}
+
 /* ---- roots.c: stacks, registers, data segments, registered ranges ----------- */
 struct mark_state;
 void roots_init(void);

@@ -15,6 +15,7 @@ struct stats_gc stats_gc = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 void stats_record_cycle(const struct gc_cycle_info *ci, uint64_t pause_ns, uint64_t end_wall)
 {
+    struct mutator *self = critical_enter_self();
     pthread_mutex_lock(&stats_gc.lock);
     /* Slot of cycle n is (n + 255) % 256 once num_gc == n. */
     uint32_t i = (ci->num + 255) % 256;
@@ -28,6 +29,7 @@ void stats_record_cycle(const struct gc_cycle_info *ci, uint64_t pause_ns, uint6
         stats_gc.num_forced_gc++;
     AO_store(&cycle.num_gc, ci->num);
     pthread_mutex_unlock(&stats_gc.lock);
+    critical_leave_self(self);
 }
 
 /* The counters, summed.  The caller holds the registry and heap locks, or has stopped
@@ -106,6 +108,7 @@ void gc_read_memstats(struct gc_memstats *ms)
     ms->enable_gc = cycle.percent >= 0 && AO_load(&cycle.disabled) == 0;
     ms->debug_gc = opt.debug_set;
 
+    struct mutator *self = critical_enter_self();
     pthread_mutex_lock(&stats_gc.lock);
     ms->num_gc = (uint32_t)AO_load(&cycle.num_gc);
     ms->num_forced_gc = stats_gc.num_forced_gc;
@@ -115,6 +118,7 @@ void gc_read_memstats(struct gc_memstats *ms)
     memcpy(ms->pause_end, stats_gc.pause_end, sizeof ms->pause_end);
     uint64_t cpu = stats_gc.gc_cpu_ns;
     pthread_mutex_unlock(&stats_gc.lock);
+    critical_leave_self(self);
     uint64_t elapsed = os_now_ns() - cycle.init_ns;
     ms->gc_cpu_fraction = elapsed ? (double)cpu / ((double)elapsed * opt.procs) : 0.0;
 }

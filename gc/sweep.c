@@ -73,16 +73,12 @@ static uint32_t sweep_small_bits(struct span *s)
  * NULL when the span was filed or freed; *none is set when no unswept span was left. */
 static struct span *sweep_one_locked(unsigned kind, unsigned cls, bool want, bool *none);
 
-/* Collector locks are only taken inside a critical section of a registered thread:
- * fork stops the world first, then takes them all (stw.c). */
+/* Collector locks are only taken inside a critical section (critical_enter_self). */
 static struct span *sweep_one(unsigned kind, unsigned cls, bool want, bool *none)
 {
-    struct mutator *m = alloc_self;
-    if (m)
-        critical_enter(m);
+    struct mutator *m = critical_enter_self();
     struct span *s = sweep_one_locked(kind, cls, want, none);
-    if (m)
-        critical_leave(m);
+    critical_leave_self(m);
     return s;
 }
 
@@ -162,12 +158,9 @@ static void sweep_large_locked(struct span *s);
 static void sweep_large(struct span *s, void *arg)
 {
     (void)arg;
-    struct mutator *m = alloc_self;
-    if (m)
-        critical_enter(m);
+    struct mutator *m = critical_enter_self();
     sweep_large_locked(s);
-    if (m)
-        critical_leave(m);
+    critical_leave_self(m);
 }
 
 static void sweep_large_locked(struct span *s)

@@ -340,6 +340,8 @@ void roots_lock_all(void);                            /* fork */
 void roots_unlock_all(void);                             /* before the world stops */
 uint64_t roots_scan_globals(struct mark_state *ms);   /* bytes scanned */
 uint64_t roots_scan_stacks(struct mark_state *ms);    /* world stopped; bytes scanned */
+uint64_t roots_scan_thread(struct mark_state *ms, struct mutator *m);  /* world stopped */
+#define ROOTS_PARALLEL_THREADS 16   /* from this many threads, markers share the stacks */
 /* Call fn on every global root range (data segments and gc_add_roots ranges). */
 void roots_for_each_global(struct mark_state *ms,
                            void (*fn)(struct mark_state *ms, uintptr_t lo, uintptr_t hi));
@@ -371,6 +373,7 @@ void mark_destroy(struct mark_state *ms);
 void mark_scan_range(struct mark_state *ms, uintptr_t lo, uintptr_t hi);
 void mark_drain(struct mark_state *ms);
 void mark_set_atomic(bool on);                        /* several markers: CAS mark bits */
+bool mark_is_atomic(void);
 void mark_shade_value(struct mark_state *ms, uintptr_t w);
 void mark_shade_shared(const uintptr_t *v, size_t n); /* into the shared grey list */
 uint64_t mark_assist(struct mark_state *ms, uint64_t budget); /* in a critical section */
@@ -395,6 +398,7 @@ unsigned mark_workers_max(void);                      /* min(GCPROCS, MARK_WORKE
 enum mark_mode { MARK_STW, MARK_BACKGROUND, MARK_URGENT };  /* URGENT: concurrent, all markers */
 void mark_parallel(struct mark_state *ms, enum mark_mode mode, struct mark_cpu *cpu);
 void mark_workers_fork_child(void);
+uint64_t mark_parallel_roots(struct mark_state *ms, struct mutator **threads, size_t n);
 
 /* ---- barrier.c: write barrier slow path -------------------------------------------- */
 void barrier_flush(struct mutator *m);                /* in a critical section, or stopped */

@@ -213,6 +213,11 @@ bool mark_is_marked(uintptr_t obj)
 
 /* ---- marking beside the mutators --------------------------------------------------- */
 
+bool mark_is_atomic(void)
+{
+    return mark_atomic;
+}
+
 /* Take up to want bytes of background credit; returns what was taken. */
 uint64_t mark_take_credit(uint64_t want)
 {

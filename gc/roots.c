@@ -171,31 +171,63 @@ static __attribute__((noinline)) uint64_t scan_own_stack(struct mark_state *ms, 
     return m->stack_hi - sp;
 }
 
+/* One registered thread's registers and stack (world stopped); bytes of stack. */
+uint64_t roots_scan_thread(struct mark_state *ms, struct mutator *m)
+{
+    if (m->collector)
+        return 0;   /* stale grey addresses from its last mark would retain garbage */
+    if (m == alloc_self)
+        return scan_own_stack(ms, m);
+    mark_scan_range(ms, (uintptr_t)&m->stopped_ctx, (uintptr_t)(&m->stopped_ctx + 1));
+    uintptr_t sp = m->stopped_sp;
+    if (sp >= m->stack_lo && sp <= m->stack_hi) {
+        mark_scan_range(ms, sp, m->stack_hi);
+        return m->stack_hi - sp;
+    }
+    /* Running on a stack we were not told about (a coroutine, an alternate signal
+     * stack): only its registers are roots. */
+    static bool warned;
+    if (!warned) {
+        warned = true;
+        gc_warn_("thread %d is running on an unknown stack: only its registers "
+                 "are scanned", (int)m->tid);
+    }
+    return 0;
+}
+
+/* Every registered thread's stack.  With many threads (ROOTS_PARALLEL_THREADS) and
+ * several markers, the markers share them out (mark_parallel_roots). */
 uint64_t roots_scan_stacks(struct mark_state *ms)
 {
-    uint64_t bytes = 0;
-    for (struct mutator *m = stw_threads; m; m = m->next) {
-        if (m->collector)
-            continue;   /* stale grey addresses from its last mark would retain garbage */
-        if (m == alloc_self) {
-            bytes += scan_own_stack(ms, m);
-            continue;
-        }
-        mark_scan_range(ms, (uintptr_t)&m->stopped_ctx, (uintptr_t)(&m->stopped_ctx + 1));
-        uintptr_t sp = m->stopped_sp;
-        if (sp >= m->stack_lo && sp <= m->stack_hi) {
-            mark_scan_range(ms, sp, m->stack_hi);
-            bytes += m->stack_hi - sp;
-        } else {
-            /* Running on a stack we were not told about (a coroutine, an alternate
-             * signal stack): only its registers are roots. */
-            static bool warned;
-            if (!warned) {
-                warned = true;
-                gc_warn_("thread %d is running on an unknown stack: only its registers "
-                         "are scanned", (int)m->tid);
+    static struct mutator **list;
+    static size_t cap;
+    size_t n = (size_t)stw_nthreads;
+    if (n >= ROOTS_PARALLEL_THREADS && mark_workers_max() > 1 && mark_is_atomic()) {
+        if (n > cap) {   /* grown with the world stopped: os_map, not malloc */
+            size_t c = n * 2;
+            struct mutator **v = os_map(c * sizeof *v, SYS_GC);
+            if (v) {
+                if (list)
+                    os_unmap(list, cap * sizeof *list, SYS_GC);
+                list = v;
+                cap = c;
             }
         }
+        if (n <= cap) {
+            /* This thread's own stack is scanned here: only it knows its registers. */
+            uint64_t own = 0;
+            size_t k = 0;
+            for (struct mutator *m = stw_threads; m && k < n; m = m->next) {
+                if (m == alloc_self)
+                    own = roots_scan_thread(ms, m);
+                else
+                    list[k++] = m;
+            }
+            return own + mark_parallel_roots(ms, list, k);
+        }
     }
+    uint64_t bytes = 0;
+    for (struct mutator *m = stw_threads; m; m = m->next)
+        bytes += roots_scan_thread(ms, m);
     return bytes;
 }

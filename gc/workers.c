@@ -59,6 +59,10 @@ static unsigned job_n;              /* workers in the current job, worker 0 incl
 static unsigned job_running;        /* helpers still in the current job */
 static bool job_concurrent;
 static atomic_word idle;            /* workers of the job with nothing to do */
+static bool job_roots;              /* a root job: share out thread stacks, no draining */
+static struct mutator **root_list;  /* the threads of a root job */
+static size_t root_n;
+static atomic_word root_next, root_bytes;
 static double fraction_cpus;        /* worker 0's CPU share when fractional (0: none) */
 
 unsigned mark_workers_max(void)
@@ -234,6 +238,18 @@ static void work(struct worker *w)
     }
 }
 
+/* A root job: claim threads one at a time and scan their stacks into this worker's
+ * grey stack (the caller folds it back). */
+static void work_roots(struct worker *w)
+{
+    for (;;) {
+        AO_t i = AO_fetch_and_add1(&root_next);
+        if (i >= root_n)
+            return;
+        atomic_add(&root_bytes, roots_scan_thread(w->ms, root_list[i]));
+    }
+}
+
 static void *helper_main(void *arg)
 {
     struct worker *w = arg;
@@ -247,7 +263,10 @@ static void *helper_main(void *arg)
         if (w->id >= job_n)
             continue;
         pthread_mutex_unlock(&pool_lock);
-        work(w);
+        if (job_roots)
+            work_roots(w);
+        else
+            work(w);
         pthread_mutex_lock(&pool_lock);
         if (--job_running == 0)
             pthread_cond_broadcast(&pool_cv);
@@ -368,6 +387,54 @@ void mark_parallel(struct mark_state *ms, enum mark_mode mode, struct mark_cpu *
             cpu->idle_cpu_ns += workers[i].idle_cpu_ns;
         }
     }
+}
+
+/* The STW1 root scan with many threads: the markers share out the stacks (world
+ * stopped, mark bits set with compare-and-swap).  What the helpers found goes back
+ * onto ms, so the mark that follows starts from one stack as usual.  Returns the
+ * bytes of stack scanned. */
+uint64_t mark_parallel_roots(struct mark_state *ms, struct mutator **threads, size_t n)
+{
+    unsigned want = mark_workers_max();
+    if (!workers_alloc())
+        want = 1;
+    pthread_mutex_lock(&pool_lock);
+    unsigned k = want > 1 ? start_helpers(want) : 1;
+    if (k > want)
+        k = want;
+    workers[0].ms = ms;
+    job_n = k;
+    job_roots = true;
+    job_concurrent = false;
+    root_list = threads;
+    root_n = n;
+    AO_store(&root_next, 0);
+    AO_store(&root_bytes, 0);
+    job_running = k - 1;
+    job_gen++;
+    pthread_cond_broadcast(&pool_cv);
+    pthread_mutex_unlock(&pool_lock);
+
+    work_roots(&workers[0]);
+
+    pthread_mutex_lock(&pool_lock);
+    while (job_running > 0)
+        pthread_cond_wait(&pool_cv, &pool_lock);
+    job_roots = false;
+    pthread_mutex_unlock(&pool_lock);
+    for (unsigned i = 1; i < k; i++) {
+        struct mark_state *h = workers[i].ms;
+        mark_push_all(ms, h->stack, h->top);
+        h->top = 0;
+        ms->bytes_scanned += h->bytes_scanned;
+        ms->bytes_marked += h->bytes_marked;
+        ms->objects_marked += h->objects_marked;
+        if (h->overflowed)
+            ms->overflowed = true;
+        h->bytes_scanned = h->bytes_marked = h->objects_marked = 0;
+        h->overflowed = false;
+    }
+    return AO_load(&root_bytes);
 }
 
 /* fork() child: the helper threads did not come along; their state may be mid-job. */

@@ -309,6 +309,83 @@ static void check_graph_round(int round, const struct round *r, size_t node_size
     note(marked == 0, "round %d: %zu unreachable nodes marked", round, marked);
 }
 
+/* ---- the STW1 root scan shared out over the markers ----------------------------------- */
+
+#define NROOT_THREADS (ROOTS_PARALLEL_THREADS + 8)
+
+struct root_thread {
+    pthread_t t;
+    uintptr_t hidden;          /* the object, hidden from the scan */
+    volatile int ready, quit;
+};
+
+/* Each thread holds one new object in a stack slot only, then waits. */
+static __attribute__((noinline)) void *root_thread_main(void *arg)
+{
+    struct root_thread *r = arg;
+    gc_register_thread();
+    void *volatile mine = gc_malloc(48);
+    r->hidden = HIDE(mine);
+    __atomic_store_n(&r->ready, 1, __ATOMIC_RELEASE);
+    while (!__atomic_load_n(&r->quit, __ATOMIC_ACQUIRE)) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    ck_assert_ptr_nonnull(mine);   /* keeps the slot live to here */
+    gc_unregister_thread();
+    return NULL;
+}
+
+START_TEST(parallel_root_scan_finds_every_stack)
+{
+    static struct root_thread rt[NROOT_THREADS];
+    begin_manual();
+    for (int i = 0; i < NROOT_THREADS; i++) {
+        memset(&rt[i], 0, sizeof rt[i]);
+        ck_assert_int_eq(pthread_create(&rt[i].t, NULL, root_thread_main, &rt[i]), 0);
+    }
+    for (int i = 0; i < NROOT_THREADS; i++)
+        while (!__atomic_load_n(&rt[i].ready, __ATOMIC_ACQUIRE))
+            sched_yield();
+    static struct mark_state ms;
+    void *volatile own = gc_malloc(48);   /* held by this thread's stack only */
+    uintptr_t own_hidden = HIDE(own);
+    reset_notes();
+    for (int round = 0; round < 20; round++) {
+        clear_all_marks();
+        reset_state(&ms, (size_t)1 << 20);
+        enter_pause();
+        int threads = stw_nthreads;
+        mark_set_atomic(true);
+        uint64_t bytes = roots_scan_stacks(&ms);
+        size_t grey = ms.top;
+        int found = 0;
+        for (int i = 0; i < NROOT_THREADS; i++)
+            found += mark_is_marked((uintptr_t)SHOW(rt[i].hidden));
+        bool own_found = mark_is_marked((uintptr_t)SHOW(own_hidden));
+        mark_drain(&ms);
+        mark_set_atomic(false);
+        leave_pause();
+        note(threads >= ROOTS_PARALLEL_THREADS, "only %d threads registered", threads);
+        note(found == NROOT_THREADS, "round %d: %d of %d stack-held objects marked", round,
+             found, NROOT_THREADS);
+        note(grey >= (size_t)NROOT_THREADS, "round %d: %zu grey objects after the scan", round,
+             grey);
+        note(bytes > 0, "round %d: no stack bytes scanned", round);
+        note(own_found, "round %d: the scanning thread's own stack-held object was missed",
+             round);
+    }
+    ck_assert_ptr_nonnull(own);
+    for (int i = 0; i < NROOT_THREADS; i++) {
+        __atomic_store_n(&rt[i].quit, 1, __ATOMIC_RELEASE);
+        pthread_join(rt[i].t, NULL);
+    }
+    clear_all_marks();
+    end_manual();
+    assert_notes("parallel root scan");
+}
+END_TEST
+
 static struct mark_state pms;
 
 START_TEST(parallel_mark_exact_over_many_rounds)
@@ -1295,6 +1372,7 @@ static Suite *concurrent_units_suite(void)
     tcase_add_test(tc, parallel_mark_single_long_list);
     tcase_add_test(tc, parallel_mark_overflow_rescan);
     tcase_add_test(tc, parallel_mark_clamped_to_max_workers);
+    tcase_add_test(tc, parallel_root_scan_finds_every_stack);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("lazy");

@@ -29,6 +29,22 @@
 #define unlikely(x) __builtin_expect(!!(x), 0)
 #define INTERNAL __attribute__((visibility("hidden")))
 
+/* ThreadSanitizer does not see the stop and resume of the world as synchronisation
+ * (a signal, a semaphore posted in its handler, a raw futex): these annotations tell
+ * it that what a thread did before it stopped happens before what the collector does
+ * in the pause, and that happens before what the thread does after it resumes.  Then
+ * reuse of swept memory by another thread is ordered as it really is.  No-ops in
+ * other builds. */
+#if GC_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define TSAN_ACQUIRE(p) __tsan_acquire((void *)(p))
+#define TSAN_RELEASE(p) __tsan_release((void *)(p))
+#else
+#define TSAN_ACQUIRE(p) ((void)0)
+#define TSAN_RELEASE(p) ((void)0)
+#endif
+
 /* The collector reads words of memory it does not own (stacks, data segments, heap
  * objects) and reads them racily by design; sanitizers are told so here. */
 #if defined(__clang__) || defined(__GNUC__)

@@ -56,6 +56,7 @@ static void stop_here(struct mutator *m, const void *uctx)
     m->stopped_sp = (uintptr_t)&here;
     m->stop_ns = os_now_ns() - stop_start_ns;
     AO_store_release(&m->stop_seq, seq);
+    TSAN_RELEASE(&ack_sem);
     sem_post(&ack_sem);
 
     for (;;) {
@@ -65,6 +66,7 @@ static void stop_here(struct mutator *m, const void *uctx)
         /* Returns at once if resume_word moved on since it was read. */
         syscall(SYS_futex, &resume_word, FUTEX_WAIT_PRIVATE, w, NULL, NULL, 0);
     }
+    TSAN_ACQUIRE(&resume_word);
     m->stopped_sp = 0;
 }
 
@@ -300,6 +302,7 @@ uint64_t stw_stop_world(void)
                       "gc_unregister_thread?", (int)m->tid, strerror(rc));
     }
     wait_acks(n, seq);
+    TSAN_ACQUIRE(&ack_sem);
     uint64_t took = os_now_ns() - stop_start_ns;
     /* For stwtrace: which thread was slowest to stop. */
     struct stw_stop_report *r = &stw_last_stop;
@@ -324,6 +327,7 @@ void stw_start_world(void)
 {
     AO_t seq = AO_load(&stop_seq);
     AO_store_release(&resume_seq, seq);
+    TSAN_RELEASE(&resume_word);
     __atomic_add_fetch(&resume_word, 1, __ATOMIC_RELEASE);
     syscall(SYS_futex, &resume_word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
     stw_last_stop.resume_ns = os_now_ns();

@@ -21,6 +21,7 @@ struct cycle_state cycle = {.lock = PTHREAD_MUTEX_INITIALIZER};
 static struct mark_state marker;
 static void set_goal(uint64_t live, uint64_t roots);
 static void atfork_child(void);
+static void mark_over(uint32_t num);
 
 void cycle_init(void)
 {
@@ -99,7 +100,9 @@ static void pacer_after(const struct gc_cycle_info *ci, bool concurrent, uint64_
                       ci->idle_cpu_ns + ci->stw2_cpu_ns;
     pacer_limiter_update(&cycle.limiter, gc_cpu, (now - cycle.limiter_ns) * (uint64_t)opt.procs);
     cycle.limiter_ns = now;
-    cycle.limiting = pacer_limiter_limiting(&cycle.limiter);
+    /* The limiter acts only under a memory limit: without one, GCPERCENT alone sets
+     * what the collector may cost. */
+    cycle.limiting = cycle.memory_limit != INT64_MAX && pacer_limiter_limiting(&cycle.limiter);
     if (concurrent) {
         struct pacer_sample x = {
             .alloc_bytes = ci->heap_end > ci->heap_start ? ci->heap_end - ci->heap_start : 0,
@@ -117,12 +120,12 @@ static void pacer_trace(const struct gc_cycle_info *ci)
     struct pacer_trace t;
     pthread_mutex_lock(&cycle.lock);
     pacer_trace_fill(&t, &cycle.pacer, &cycle.limiter);
+    t.live_bytes = cycle.last_live;   /* what the goal and trigger grew from */
     t.goal_bytes = AO_load(&cycle.next_gc);
     t.goal_source = cycle.goal_source;
     t.trigger_bytes = AO_load(&cycle.trigger);
     pthread_mutex_unlock(&cycle.lock);
     t.cycle = ci->num;
-    t.live_bytes = ci->heap_live;
     t.assist_ratio = AO_load(&cycle.assist_ratio);
     t.workers = pacer_worker_split(opt.procs);
     char line[512];
@@ -243,6 +246,8 @@ static uint64_t run_cycle(struct gc_cycle_info *ci, bool concurrent)
         sweep_begin();
         stw_start_world();
         t3 = stw_last_stop.resume_ns;
+        if (concurrent)
+            mark_over(ci->num);   /* threads waiting past the hard goal go on */
         uint64_t c0 = os_thread_cpu_ns();
         live = sweep_finish();
         sweep_cpu = os_thread_cpu_ns() - c0;
@@ -324,6 +329,15 @@ static void report(const struct gc_cycle_info *ci)
 static pthread_cond_t cycle_cv = PTHREAD_COND_INITIALIZER;  /* with cycle.lock */
 static uint32_t requested;        /* num_gc must reach this */
 static uint32_t reported;         /* cycles whose hooks have run: what waiters wait for */
+static uint32_t marked;           /* cycles whose mark is over (STW2 done) */
+
+static void mark_over(uint32_t num)
+{
+    pthread_mutex_lock(&cycle.lock);
+    marked = num;
+    pthread_cond_broadcast(&cycle_cv);
+    pthread_mutex_unlock(&cycle.lock);
+}
 static uint32_t forced_pending;   /* of the requested cycles, how many are forced */
 static bool worker_started;
 static struct mutator *worker;    /* the collector thread's registration */
@@ -404,13 +418,28 @@ static void request(enum cycle_why why)
             requested = done + 1;
             pthread_cond_broadcast(&cycle_cv);
         }
-        /* Far past the goal (the collector is behind and assists found no work to
-         * take): wait for the cycle under way, so the heap cannot run away.  Not on
-         * the collector thread itself (a hook that allocates). */
-        if (goal != UINT64_MAX && live > goal + goal / 4 && requested > done && !on_worker) {
+        /* Past the hard goal (goal + 1/16: the collector is behind and assists
+         * found no work to take): wait until the mark under way is over -- its sweep
+         * then frees memory as allocation goes on -- so the heap overshoots the goal
+         * by little.  While the CPU limiter is on (the collector has had its share)
+         * the heap may grow to goal + 1/2 first.  Never on the collector thread
+         * itself (a hook that allocates). */
+        uint64_t hard = cycle.limiting ? goal + goal / 2   /* the heap may grow instead */
+                        : cycle.goal_source >= PACER_GOAL_LIMIT
+                            ? goal + goal / 32   /* within the limit goal's headroom */
+                            : pacer_hard_goal(goal);
+        bool past = goal != UINT64_MAX && live > hard && !on_worker;
+        if (past && requested > done) {
             uint32_t target = requested;
-            while (reported < target)
-                pthread_cond_wait(&cycle_cv, &cycle.lock);
+            if (marked < target) {
+                while (marked < target)
+                    pthread_cond_wait(&cycle_cv, &cycle.lock);
+            } else {
+                /* Its mark is over and its sweep is bringing the heap down; the goal
+                 * the sweep ends with is not known yet: wait for it. */
+                while (reported < target)
+                    pthread_cond_wait(&cycle_cv, &cycle.lock);
+            }
         }
         pthread_mutex_unlock(&cycle.lock);
         return;
@@ -449,7 +478,7 @@ static void atfork_child(void)
     worker_started = false;   /* the collector thread did not come along */
     pthread_cond_init(&cycle_cv, NULL);   /* it may have been waiting on it */
     worker = NULL;
-    requested = reported = (uint32_t)AO_load(&cycle.num_gc);
+    requested = reported = marked = (uint32_t)AO_load(&cycle.num_gc);
     forced_pending = 0;
 }
 

@@ -290,7 +290,10 @@ START_TEST(fresh_large_object_survives_its_own_collection)
     }
     uint32_t cycles = (uint32_t)AO_load(&cycle.num_gc) - gc0;
     gc_set_percent(old);
-    ck_assert_uint_ge(cycles, N / 4);   /* the allocations did collect */
+    /* The allocations did collect (concurrent cycles run while allocation goes on,
+     * so several allocations share one: an allocation waits for a mark, not for the
+     * sweep after it). */
+    ck_assert_uint_ge(cycles, N / 20);
     ck_assert_msg(lost == 0, "%d of %d large objects were already free when gc_malloc "
                   "returned them (first: allocation %d; %u collections ran)", lost, N,
                   first_lost, cycles);

@@ -53,12 +53,12 @@ void cycle_maybe_start(void)
 }
 
 /* Collector CPU as Go accounts it: every stop-the-world nanosecond costs all procs. */
-static unsigned cpu_percent(void)
+static unsigned cpu_percent(uint64_t unrecorded_ns)
 {
     uint64_t elapsed = os_now_ns() - cycle.init_ns;
     if (!elapsed)
         return 0;
-    double f = (double)stats_gc.gc_cpu_ns / ((double)elapsed * opt.procs);
+    double f = (double)(stats_gc.gc_cpu_ns + unrecorded_ns) / ((double)elapsed * opt.procs);
     return f >= 1.0 ? 100 : (unsigned)(f * 100);
 }
 
@@ -309,6 +309,19 @@ static void cycle_info_start(struct gc_cycle_info *ci, enum cycle_why why)
     ci->heap_goal = AO_load(&cycle.next_gc);
 }
 
+/* The gctrace and gcpacertrace lines.  A concurrent cycle prints them before it is
+ * counted in num_gc, so a program that sees cycle N finished has its line N. */
+static void trace_lines(const struct gc_cycle_info *ci, bool recorded)
+{
+    if (opt.gctrace) {
+        uint64_t cpu = ci->stw1_cpu_ns + ci->assist_cpu_ns + ci->background_cpu_ns +
+                       ci->idle_cpu_ns + ci->stw2_cpu_ns;
+        trace_cycle(ci, cpu_percent(recorded ? 0 : cpu));
+    }
+    if (opt.gcpacertrace)
+        pacer_trace(ci);
+}
+
 static void report(const struct gc_cycle_info *ci)
 {
     scav_wake();   /* a new goal: the scavenger may have pages to give back */
@@ -316,10 +329,6 @@ static void report(const struct gc_cycle_info *ci)
     void (*hook)(const struct gc_cycle_info *, void *) = cycle.hook;
     void *hook_arg = cycle.hook_arg;
     pthread_mutex_unlock(&cycle.lock);
-    if (opt.gctrace)
-        trace_cycle(ci, cpu_percent());
-    if (opt.gcpacertrace)
-        pacer_trace(ci);
     if (hook)
         hook(ci, hook_arg);
 }
@@ -348,6 +357,7 @@ static void worker_cycle(enum cycle_why why)
     struct gc_cycle_info ci;
     cycle_info_start(&ci, why);
     uint64_t pause = run_cycle(&ci, true);
+    trace_lines(&ci, false);
     stats_record_cycle(&ci, pause, os_wall_ns());
     last_info = ci;
 }
@@ -508,6 +518,7 @@ void cycle_run(enum cycle_why why)
     uint64_t pause = run_cycle(&ci, false);
     stats_record_cycle(&ci, pause, os_wall_ns());
     pthread_mutex_unlock(&cycle.lock);
+    trace_lines(&ci, true);
     report(&ci);
 }
 

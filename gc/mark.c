@@ -368,14 +368,8 @@ uint64_t mark_assist(struct mark_state *ms, uint64_t budget)
         struct mark_range r = ms->stack[--ms->top];
         mark_scan_range(ms, r.lo, r.hi);
     }
-    if (ms->top > 0 || ms->overflowed) {   /* hand back what is left */
-        pthread_mutex_lock(&grey_lock);
-        move_work(&shared, ms, ms->top);
-        if (ms->overflowed)
-            shared.overflowed = true;
-        ms->overflowed = false;
-        pthread_mutex_unlock(&grey_lock);
-    }
+    if (ms->top > 0 || ms->overflowed)   /* hand back what is left */
+        mark_give_shared(ms);
     atomic_add(&assists_active, (AO_t)-1);
     return ms->bytes_scanned - start;
 }

@@ -312,6 +312,18 @@ static unsigned start_helpers(unsigned n)
     return nhelpers + 1;
 }
 
+/* Add a helper's figures (and overflow) to ms, and clear them. */
+static void fold_figures(struct mark_state *ms, struct mark_state *h)
+{
+    ms->bytes_scanned += h->bytes_scanned;
+    ms->bytes_marked += h->bytes_marked;
+    ms->objects_marked += h->objects_marked;
+    if (h->overflowed)
+        ms->overflowed = true;
+    h->bytes_scanned = h->bytes_marked = h->objects_marked = 0;
+    h->overflowed = false;
+}
+
 /* Workers for a concurrent mark (pacer.c's split), and worker 0's fractional share
  * in CPUs when there is no dedicated worker.  With dedicated workers the fraction is
  * left to the idle time they and the assists leave. */
@@ -374,14 +386,7 @@ void mark_parallel(struct mark_state *ms, enum mark_mode mode, struct mark_cpu *
         cpu->idle_cpu_ns = w0->idle_cpu_ns;
     }
     for (unsigned i = 1; i < n; i++) {
-        struct mark_state *h = workers[i].ms;
-        ms->bytes_scanned += h->bytes_scanned;
-        ms->bytes_marked += h->bytes_marked;
-        ms->objects_marked += h->objects_marked;
-        if (h->overflowed)
-            ms->overflowed = true;
-        h->bytes_scanned = h->bytes_marked = h->objects_marked = 0;
-        h->overflowed = false;
+        fold_figures(ms, workers[i].ms);
         if (cpu) {
             cpu->cpu_ns += workers[i].cpu_ns;
             cpu->idle_cpu_ns += workers[i].idle_cpu_ns;
@@ -426,13 +431,7 @@ uint64_t mark_parallel_roots(struct mark_state *ms, struct mutator **threads, si
         struct mark_state *h = workers[i].ms;
         mark_push_all(ms, h->stack, h->top);
         h->top = 0;
-        ms->bytes_scanned += h->bytes_scanned;
-        ms->bytes_marked += h->bytes_marked;
-        ms->objects_marked += h->objects_marked;
-        if (h->overflowed)
-            ms->overflowed = true;
-        h->bytes_scanned = h->bytes_marked = h->objects_marked = 0;
-        h->overflowed = false;
+        fold_figures(ms, h);
     }
     return AO_load(&root_bytes);
 }

@@ -507,8 +507,15 @@ void cycle_run(enum cycle_why why)
     pthread_mutex_lock(&cycle.lock);
     if (why == WHY_PACER) {
         /* Another thread may have collected while this one waited for the lock. */
-        if (AO_load(&cycle.num_gc) != seen ||
-            AO_load(&alloc_heap_live) < AO_load(&cycle.trigger)) {
+        uint64_t live = AO_load(&alloc_heap_live), goal = AO_load(&cycle.next_gc);
+        if (AO_load(&cycle.num_gc) != seen || live < AO_load(&cycle.trigger)) {
+            pthread_mutex_unlock(&cycle.lock);
+            return;
+        }
+        /* The CPU limiter is on (a memory limit below what the program keeps live):
+         * let the heap grow half a goal further before stopping the world again, so
+         * the program gets its half of the CPU. */
+        if (cycle.limiting && live < goal + goal / 2) {
             pthread_mutex_unlock(&cycle.lock);
             return;
         }

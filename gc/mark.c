@@ -25,7 +25,6 @@
  */
 #include "internal.h"
 
-#include <sched.h>
 #include <string.h>
 
 /* Grey objects pass through a small FIFO between the mark stack and the scanner: an

@@ -88,9 +88,16 @@ void scav_wake(void)
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
         pthread_t t;
-        started = pthread_create(&t, &attr, scav_main, NULL) == 0;
+        int rc = pthread_create(&t, &attr, scav_main, NULL);
         pthread_attr_destroy(&attr);
-        if (!started) {   /* no thread: nothing is given back but by gc_free_os_memory */
+        started = rc == 0;
+        if (!started) {   /* tried again after the next cycle */
+            static bool warned;
+            if (!warned) {
+                warned = true;
+                gc_warn_("cannot start the scavenger thread (%s): free memory goes back to "
+                         "the OS only through gc_free_os_memory until it starts", strerror(rc));
+            }
             pthread_mutex_unlock(&scav_lock);
             return;
         }

@@ -274,20 +274,38 @@ static void *helper_main(void *arg)
     return NULL;
 }
 
-static bool workers_alloc(void)
+/* The workers and worker 0's queue, mapped on first use (mapped memory: the grey
+ * addresses they hold are not roots).  False when memory is short: the caller marks
+ * on its own thread. */
+static bool pool_ready(void)
 {
-    if (workers)
-        return true;
-    size_t bytes = MARK_WORKERS_MAX * sizeof *workers;
-    struct worker *v = os_map(bytes, SYS_GC);
-    if (!v)
-        return false;
-    for (unsigned i = 0; i < MARK_WORKERS_MAX; i++) {
-        v[i].id = i;
-        pthread_mutex_init(&v[i].lock, NULL);
+    if (!workers) {
+        struct worker *v = os_map(MARK_WORKERS_MAX * sizeof *workers, SYS_GC);
+        if (!v)
+            return false;
+        for (unsigned i = 0; i < MARK_WORKERS_MAX; i++) {
+            v[i].id = i;
+            pthread_mutex_init(&v[i].lock, NULL);
+        }
+        workers = v;
     }
-    workers = v;
-    return true;
+    if (!workers[0].pub)
+        workers[0].pub = os_map(PUB_CAP * sizeof *workers[0].pub, SYS_GC);
+    return workers[0].pub != NULL;
+}
+
+/* Marking alone, when the pool cannot be set up. */
+static void mark_alone(struct mark_state *ms, bool concurrent)
+{
+    for (;;) {
+        while (ms->top > 0)
+            mark_step(ms);
+        if (mark_take_shared(ms, 4096))
+            continue;
+        if (!concurrent || !mark_shared_pending())
+            return;
+        sched_yield();   /* an assist still holds work it will hand back */
+    }
 }
 
 /* Start helpers up to n - 1 (pool_lock held).  Returns the workers available. */
@@ -305,8 +323,15 @@ static unsigned start_helpers(unsigned n)
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
         int rc = pthread_create(&w->thread, &attr, helper_main, w);
         pthread_attr_destroy(&attr);
-        if (rc != 0)
+        if (rc != 0) {
+            static bool warned;
+            if (!warned) {
+                warned = true;
+                gc_warn_("cannot start marker thread %u (%s): marking with %u", nhelpers + 1,
+                         strerror(rc), nhelpers + 1);
+            }
             break;   /* mark with fewer workers */
+        }
         nhelpers++;
     }
     return nhelpers + 1;
@@ -348,11 +373,15 @@ void mark_parallel(struct mark_state *ms, enum mark_mode mode, struct mark_cpu *
     bool concurrent = mode != MARK_STW;
     if (mode == MARK_BACKGROUND)
         want = background_workers(want, &fraction);
-    if (!workers_alloc() || !workers[0].pub) {
-        if (workers && !workers[0].pub)
-            workers[0].pub = os_map(PUB_CAP * sizeof *workers[0].pub, SYS_GC);
-        if (!workers || !workers[0].pub)
-            want = 1;
+    if (!pool_ready()) {
+        uint64_t c0 = os_thread_cpu_ns();
+        mark_alone(ms, concurrent);
+        if (cpu) {
+            cpu->workers = 1;
+            cpu->cpu_ns = os_thread_cpu_ns() - c0;
+            cpu->idle_cpu_ns = 0;
+        }
+        return;
     }
     pthread_mutex_lock(&pool_lock);
     unsigned n = want > 1 ? start_helpers(want) : 1;
@@ -401,8 +430,12 @@ void mark_parallel(struct mark_state *ms, enum mark_mode mode, struct mark_cpu *
 uint64_t mark_parallel_roots(struct mark_state *ms, struct mutator **threads, size_t n)
 {
     unsigned want = mark_workers_max();
-    if (!workers_alloc())
-        want = 1;
+    if (!pool_ready()) {
+        uint64_t bytes = 0;
+        for (size_t i = 0; i < n; i++)
+            bytes += roots_scan_thread(ms, threads[i]);
+        return bytes;
+    }
     pthread_mutex_lock(&pool_lock);
     unsigned k = want > 1 ? start_helpers(want) : 1;
     if (k > want)

@@ -366,10 +366,9 @@ static void *worker_main(void *arg)
 {
     (void)arg;
     pthread_setname_np(pthread_self(), "tricolor-gc");
-    struct mutator *self = stw_register_self(false);
+    struct mutator *self = stw_register_self(STW_REG_COLLECTOR);
     if (!self)
         gc_fatal_("the collector thread cannot register");
-    self->collector = true;
     pthread_mutex_lock(&cycle.lock);
     worker = self;   /* read under cycle.lock */
     for (;;) {

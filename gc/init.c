@@ -41,5 +41,5 @@ void init_ensure(void)
 void gc_init(void)
 {
     init_ensure();
-    stw_register_self(false);
+    stw_register_self(0);
 }

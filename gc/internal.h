@@ -367,7 +367,9 @@ extern pthread_mutex_t stw_registry_lock;
 extern struct mutator *stw_threads;                 /* registered threads */
 extern int stw_nthreads;
 void stw_init(void);
-struct mutator *stw_register_self(bool automatic);  /* NULL on failure */
+#define STW_REG_AUTO 1                                /* registered by a first allocation */
+#define STW_REG_COLLECTOR 2                           /* the collector thread */
+struct mutator *stw_register_self(unsigned how);      /* NULL on failure */
 void stw_unregister_self(void);
 uint64_t stw_stop_world(void);                      /* returns ns taken to stop */
 struct stw_stop_report {          /* the last stop: how long, and the slowest thread */
@@ -513,7 +515,7 @@ static inline struct mutator *self_or_register(void)
     struct mutator *m = alloc_self;
     if (unlikely(!m)) {
         init_ensure();
-        m = alloc_self ? alloc_self : stw_register_self(true);
+        m = alloc_self ? alloc_self : stw_register_self(STW_REG_AUTO);
     }
     return m;
 }

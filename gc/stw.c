@@ -185,7 +185,7 @@ void stw_init(void)
         gc_fatal_("cannot install the stop signal handler (signal %d)", stop_sig);
 }
 
-struct mutator *stw_register_self(bool automatic)
+struct mutator *stw_register_self(unsigned how)
 {
     if (alloc_self)
         return alloc_self;
@@ -194,7 +194,8 @@ struct mutator *stw_register_self(bool automatic)
         return NULL;
     m->thread = pthread_self();
     m->tid = os_gettid();
-    m->auto_registered = automatic;
+    m->auto_registered = (how & STW_REG_AUTO) != 0;
+    m->collector = (how & STW_REG_COLLECTOR) != 0;   /* set before anyone can see m */
     if (os_thread_stack(&m->stack_lo, &m->stack_hi) != 0) {
         gc_warn_("cannot find the stack of thread %d: not registered", (int)m->tid);
         alloc_mutator_free(m);
@@ -340,7 +341,7 @@ void stw_start_world(void)
 int gc_register_thread(void)
 {
     init_ensure();
-    return stw_register_self(false) ? 0 : -1;
+    return stw_register_self(0) ? 0 : -1;
 }
 
 int gc_unregister_thread(void)
@@ -359,7 +360,7 @@ struct start_args {
 static void *thread_start(void *p)
 {
     struct start_args *a = p;
-    stw_register_self(false);
+    stw_register_self(0);
     void *(*fn)(void *) = a->fn;
     void *arg = a->arg;   /* now on this registered thread's stack */
     gc_remove_roots(a, a + 1);

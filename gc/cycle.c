@@ -118,7 +118,7 @@ static void pacer_after(const struct gc_cycle_info *ci, bool concurrent, uint64_
 static void pacer_trace(const struct gc_cycle_info *ci)
 {
     struct pacer_trace t;
-    pthread_mutex_lock(&cycle.lock);
+    stw_lock_blocking(&cycle.lock);
     pacer_trace_fill(&t, &cycle.pacer, &cycle.limiter);
     t.live_bytes = cycle.last_live;   /* what the goal and trigger grew from */
     t.goal_bytes = AO_load(&cycle.next_gc);
@@ -191,8 +191,7 @@ static uint64_t run_cycle(struct gc_cycle_info *ci, bool concurrent)
         alloc_black = 1;
         gc_barrier_active_ = 1;
         set_phase(PHASE_MARK);
-        stw_start_world();
-        t1 = stw_last_stop.resume_ns;
+        t1 = stw_start_world();
         struct mark_cpu mc;
         /* A forced cycle has a thread waiting for it: mark flat out, not at 25%. */
         mark_parallel(&marker, ci->forced ? MARK_URGENT : MARK_BACKGROUND, &mc);
@@ -238,14 +237,12 @@ static uint64_t run_cycle(struct gc_cycle_info *ci, bool concurrent)
         live = sweep_all();   /* eagerly, inside the pause */
         if (GC_DEBUG_BUILD)
             verify_heap();
-        stw_start_world();
-        t3 = stw_last_stop.resume_ns;
+        t3 = stw_start_world();
     } else {
         /* Lazily: allocating threads sweep the classes they need, this thread the
          * rest, while the program runs. */
         sweep_begin();
-        stw_start_world();
-        t3 = stw_last_stop.resume_ns;
+        t3 = stw_start_world();
         if (concurrent)
             mark_over(ci->num);   /* threads waiting past the hard goal go on */
         uint64_t c0 = os_thread_cpu_ns();
@@ -270,7 +267,7 @@ static uint64_t run_cycle(struct gc_cycle_info *ci, bool concurrent)
                                        : ci->mark_ns * ci->procs + sweep_cpu;
 
     if (concurrent)   /* stop-the-world cycles hold cycle.lock throughout */
-        pthread_mutex_lock(&cycle.lock);
+        stw_lock_blocking(&cycle.lock);
     /* The goal grows from what was reachable when marking began.  Objects allocated
      * during a concurrent mark survive its sweep (black), reachable or not: counting
      * them as live would let each cycle's floating garbage raise the next goal. */
@@ -325,7 +322,7 @@ static void trace_lines(const struct gc_cycle_info *ci, bool recorded)
 static void report(const struct gc_cycle_info *ci)
 {
     scav_wake();   /* a new goal: the scavenger may have pages to give back */
-    pthread_mutex_lock(&cycle.lock);
+    stw_lock_blocking(&cycle.lock);
     void (*hook)(const struct gc_cycle_info *, void *) = cycle.hook;
     void *hook_arg = cycle.hook_arg;
     pthread_mutex_unlock(&cycle.lock);
@@ -342,7 +339,7 @@ static uint32_t marked;           /* cycles whose mark is over (STW2 done) */
 
 static void mark_over(uint32_t num)
 {
-    pthread_mutex_lock(&cycle.lock);
+    stw_lock_blocking(&cycle.lock);
     marked = num;
     pthread_cond_broadcast(&cycle_cv);
     pthread_mutex_unlock(&cycle.lock);
@@ -369,7 +366,7 @@ static void *worker_main(void *arg)
     struct mutator *self = stw_register_self(STW_REG_COLLECTOR);
     if (!self)
         gc_fatal_("the collector thread cannot register");
-    pthread_mutex_lock(&cycle.lock);
+    stw_lock_blocking(&cycle.lock);
     worker = self;   /* read under cycle.lock */
     for (;;) {
         while (requested <= (uint32_t)AO_load(&cycle.num_gc))
@@ -381,7 +378,7 @@ static void *worker_main(void *arg)
         worker_cycle(why);
         struct gc_cycle_info ci = last_info;
         report(&ci);   /* after the world resumed, on the thread that ran the cycle */
-        pthread_mutex_lock(&cycle.lock);
+        stw_lock_blocking(&cycle.lock);
         reported = ci.num;
         pthread_cond_broadcast(&cycle_cv);
     }
@@ -405,7 +402,7 @@ static void start_worker(void)
 
 static void request(enum cycle_why why)
 {
-    pthread_mutex_lock(&cycle.lock);
+    stw_lock_blocking(&cycle.lock);
     bool on_worker = alloc_self && alloc_self == worker;
     pthread_mutex_unlock(&cycle.lock);
     if (on_worker && why != WHY_PACER) {
@@ -413,12 +410,12 @@ static void request(enum cycle_why why)
         worker_cycle(why);
         struct gc_cycle_info ci = last_info;
         report(&ci);
-        pthread_mutex_lock(&cycle.lock);
+        stw_lock_blocking(&cycle.lock);
         reported = ci.num;
         pthread_mutex_unlock(&cycle.lock);
         return;
     }
-    pthread_mutex_lock(&cycle.lock);
+    stw_lock_blocking(&cycle.lock);
     start_worker();
     uint32_t done = (uint32_t)AO_load(&cycle.num_gc);
     if (why == WHY_PACER) {
@@ -478,7 +475,7 @@ static void atfork_child(void)
         alloc_black = 0;
         mark_abandon(&marker);
         set_phase(PHASE_OFF);
-    } else if (sweep_active) {
+    } else if (__atomic_load_n(&sweep_active, __ATOMIC_ACQUIRE)) {
         sweep_finish();   /* the marks are complete: sweep the rest */
         set_phase(PHASE_OFF);
     }
@@ -503,7 +500,7 @@ void cycle_run(enum cycle_why why)
         return;
     }
     AO_t seen = AO_load(&cycle.num_gc);
-    pthread_mutex_lock(&cycle.lock);
+    stw_lock_blocking(&cycle.lock);
     if (why == WHY_PACER) {
         /* Another thread may have collected while this one waited for the lock. */
         uint64_t live = AO_load(&alloc_heap_live), goal = AO_load(&cycle.next_gc);
@@ -541,7 +538,7 @@ int gc_set_percent(int percent)
     init_ensure();
     if (percent < 0)
         percent = -1;
-    pthread_mutex_lock(&cycle.lock);
+    stw_lock_blocking(&cycle.lock);
     int old = cycle.percent;
     cycle.percent = percent;
     set_goal(cycle.last_live, cycle.last_roots);
@@ -552,7 +549,7 @@ int gc_set_percent(int percent)
 int64_t gc_set_memory_limit(int64_t bytes)
 {
     init_ensure();
-    pthread_mutex_lock(&cycle.lock);
+    stw_lock_blocking(&cycle.lock);
     int64_t old = cycle.memory_limit;
     if (bytes >= 0) {
         cycle.memory_limit = bytes;
@@ -592,7 +589,7 @@ void gc_free_os_memory(void)
 void gc_set_cycle_hook(void (*hook)(const struct gc_cycle_info *info, void *arg), void *arg)
 {
     init_ensure();
-    pthread_mutex_lock(&cycle.lock);
+    stw_lock_blocking(&cycle.lock);
     cycle.hook = hook;
     cycle.hook_arg = arg;
     pthread_mutex_unlock(&cycle.lock);

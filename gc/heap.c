@@ -44,13 +44,17 @@ static struct span *desc_alloc(void)
     }
     struct span *s = heap.free_descs;
     heap.free_descs = s->next;
-    memset(s, 0, sizeof *s);
+    /* Zeroed around its state byte, which a walker of the page map may be reading
+     * through a stale entry (it stays SPAN_DEAD: see desc_free). */
+    size_t st = offsetof(struct span, state);
+    memset(s, 0, st);
+    memset((char *)s + st + 1, 0, sizeof *s - st - 1);
     return s;
 }
 
 static void desc_free(struct span *s)
 {
-    s->state = SPAN_DEAD;
+    span_publish(s, SPAN_DEAD);
     s->next = heap.free_descs;
     heap.free_descs = s;
 }
@@ -97,7 +101,7 @@ static void bounds_free(atomic_word *b)
 
 static inline struct span **map_slot(uintptr_t p)
 {
-    struct arena *a = heap.arenas[p >> ARENA_SHIFT];
+    struct arena *a = MAP_LOAD(&heap.arenas[p >> ARENA_SHIFT]);
     return &a->spans[(p >> PAGE_SHIFT) & (ARENA_PAGES - 1)];
 }
 
@@ -105,20 +109,20 @@ static inline struct span **map_slot(uintptr_t p)
 static void map_all(struct span *s)
 {
     for (uint32_t i = 0; i < s->npages; i++)
-        *map_slot(s->base + i * PAGE_SIZE) = s;
+        MAP_STORE(map_slot(s->base + i * PAGE_SIZE), s);
 }
 
 /* A free run is found from its neighbours by its first and last page only. */
 static void map_ends(struct span *s, struct span *v)
 {
-    *map_slot(s->base) = v;
-    *map_slot(s->base + (s->npages - 1) * PAGE_SIZE) = v;
+    MAP_STORE(map_slot(s->base), v);
+    MAP_STORE(map_slot(s->base + (s->npages - 1) * PAGE_SIZE), v);
 }
 
 static void map_clear(struct span *s)
 {
     for (uint32_t i = 0; i < s->npages; i++)
-        *map_slot(s->base + i * PAGE_SIZE) = NULL;
+        MAP_STORE(map_slot(s->base + i * PAGE_SIZE), (struct span *)NULL);
 }
 
 /* ---- free-run bins ------------------------------------------------------------------ */
@@ -178,9 +182,9 @@ static void absorb(struct span *s, struct span *n)
         /* Mixed: count the whole run as not released (we may over-count RSS, never
          * under-count it). */
         if (n->released)
-            heap.pages_released -= n->npages;
+            HEAP_COUNT(pages_released, -(AO_t)n->npages);
         if (s->released)
-            heap.pages_released -= s->npages;
+            HEAP_COUNT(pages_released, -(AO_t)s->npages);
         s->released = 0;
     }
     s->needzero |= n->needzero;
@@ -205,7 +209,7 @@ static bool reserve(size_t bytes)
         struct arena *ar = os_map(sizeof(struct arena), SYS_GC);
         if (!ar)
             return false;   /* the arenas registered so far stay, unused */
-        heap.arenas[a >> ARENA_SHIFT] = ar;
+        MAP_STORE(&heap.arenas[a >> ARENA_SHIFT], ar);
         heap.arenas_mapped++;
     }
     /* Publish the bounds before any object in them can be handed out. */
@@ -239,11 +243,11 @@ static struct span *grow(size_t npages)
     }
     s->base = heap.grow_next;
     s->npages = (uint32_t)(bytes / PAGE_SIZE);
-    s->state = SPAN_FREE;
+    span_publish(s, SPAN_FREE);
     heap.grow_next += bytes;
-    heap.pages_mapped += s->npages;
+    HEAP_COUNT(pages_mapped, s->npages);
     struct span *left = heap_span_of(s->base - 1);
-    if (left && left->state == SPAN_FREE) {
+    if (left && span_state(left) == SPAN_FREE) {
         bin_remove(left);
         absorb(s, left);
     }
@@ -282,7 +286,7 @@ struct span *heap_alloc_span(size_t npages)
         }
         t->base = s->base + npages * PAGE_SIZE;
         t->npages = s->npages - (uint32_t)npages;
-        t->state = SPAN_FREE;
+        span_publish(t, SPAN_FREE);
         t->released = s->released;
         t->needzero = s->needzero;
         s->npages = (uint32_t)npages;
@@ -290,15 +294,15 @@ struct span *heap_alloc_span(size_t npages)
         bin_insert(t);
     }
     if (s->released) {
-        heap.pages_released -= s->npages;
+        HEAP_COUNT(pages_released, -(AO_t)s->npages);
         s->released = 0;
         s->needzero = 0;      /* pages given back with MADV_DONTNEED read as zero */
     }
-    s->state = SPAN_INIT;     /* the caller fills it in and publishes it */
+    span_publish(s, SPAN_INIT);   /* the caller fills it in and publishes it */
     AO_store(&s->sweepgen, AO_load(&sweep_gen));   /* born swept */
     s->next = s->prev = NULL;
-    heap.pages_inuse += s->npages;
-    heap.spans_inuse++;
+    HEAP_COUNT(pages_inuse, s->npages);
+    HEAP_COUNT(spans_inuse, 1);
     map_all(s);
     heap_unlock();
     return s;
@@ -306,27 +310,27 @@ struct span *heap_alloc_span(size_t npages)
 
 static void free_locked(struct span *s)
 {
-    GC_ASSERT(s->state >= SPAN_INIT);
-    heap.pages_inuse -= s->npages;
-    heap.spans_inuse--;
+    GC_ASSERT(span_state(s) >= SPAN_INIT);
+    HEAP_COUNT(pages_inuse, -(AO_t)s->npages);
+    HEAP_COUNT(spans_inuse, -(AO_t)1);
     map_clear(s);
     if (s->tiny_bounds) {
         bounds_free(s->tiny_bounds);
         s->tiny_bounds = NULL;
     }
-    s->state = SPAN_FREE;
+    span_publish(s, SPAN_FREE);
     s->needzero = 1;
     s->released = 0;
     s->cls = 0;
     if (s->base > AO_load(&heap.lo)) {
         struct span *left = heap_span_of(s->base - 1);
-        if (left && left->state == SPAN_FREE) {
+        if (left && span_state(left) == SPAN_FREE) {
             bin_remove(left);
             absorb(s, left);
         }
     }
     struct span *right = heap_span_of(s->base + s->npages * PAGE_SIZE);
-    if (right && right->state == SPAN_FREE) {
+    if (right && span_state(right) == SPAN_FREE) {
         bin_remove(right);
         absorb(s, right);
     }
@@ -359,7 +363,7 @@ uint64_t heap_release_some(uint64_t max_bytes)
                 os_release((void *)s->base, s->npages * PAGE_SIZE);
                 s->released = 1;
                 s->needzero = 0;
-                heap.pages_released += s->npages;
+                HEAP_COUNT(pages_released, s->npages);
                 bytes += s->npages * PAGE_SIZE;
             }
             heap_unlock();
@@ -394,17 +398,22 @@ uintptr_t heap_find_object(uintptr_t p, struct span **out)
     return s->base + (uintptr_t)i * s->size;
 }
 
-void heap_for_each_span(void (*fn)(struct span *s, void *arg), void *arg)
+/* Without heap.lock: the sweeper walks while threads allocate and free spans.  A span
+ * in use keeps its base and length; the ones read from a descriptor that is being
+ * freed or reused at that moment are checked again by fn under its own claim (the
+ * sweep generation), so this walk's few racy reads are deliberate. */
+NO_SANITIZE void heap_for_each_span(void (*fn)(struct span *s, void *arg), void *arg)
 {
     uintptr_t lo = AO_load(&heap.lo), hi = AO_load(&heap.hi);
     for (uintptr_t a = lo; a < hi; a += ARENA_SIZE) {
-        struct arena *ar = heap.arenas[a >> ARENA_SHIFT];
+        struct arena *ar = MAP_LOAD(&heap.arenas[a >> ARENA_SHIFT]);
         if (!ar)
             continue;
         for (size_t i = 0; i < ARENA_PAGES;) {
-            struct span *s = ar->spans[i];
+            struct span *s = MAP_LOAD(&ar->spans[i]);
             uintptr_t page = a + i * PAGE_SIZE;
-            if (s && s->base == page && (s->state == SPAN_SMALL || s->state == SPAN_LARGE)) {
+            unsigned st = s ? span_state(s) : SPAN_DEAD;
+            if ((st == SPAN_SMALL || st == SPAN_LARGE) && s->base == page) {
                 /* fn may free s: read its length first. */
                 size_t np = s->npages;
                 fn(s, arg);

@@ -214,13 +214,24 @@ uint64_t heap_release_some(uint64_t max_bytes);     /* at least max_bytes if the
 void heap_lock(void);
 void heap_unlock(void);
 /* The span holding address p (in use or not), or NULL.  Lock-free: reads the maps. */
+/* The page map is read without heap.lock (markers, gc_base, the sweeper's walk) and
+ * written under it: its words are loaded and stored atomically (plain moves on every
+ * target we build for).  What a lock-free reader finds is validated with span_state. */
+#define MAP_LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define MAP_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+
 static inline struct span *heap_span_of(uintptr_t p)
 {
     if (p < atomic_load_relaxed(&heap.lo) || p >= atomic_load_relaxed(&heap.hi))
         return NULL;
-    struct arena *a = heap.arenas[p >> ARENA_SHIFT];
-    return a ? a->spans[(p >> PAGE_SHIFT) & (ARENA_PAGES - 1)] : NULL;
+    struct arena *a = MAP_LOAD(&heap.arenas[p >> ARENA_SHIFT]);
+    return a ? MAP_LOAD(&a->spans[(p >> PAGE_SHIFT) & (ARENA_PAGES - 1)]) : NULL;
 }
+
+/* heap.pages_* and spans_inuse: changed under heap.lock, read without it (the pacer's
+ * memory figure, scavtrace). */
+#define HEAP_COUNT(field, delta) \
+    AO_store((AO_t *)&heap.field, AO_load((AO_t *)&heap.field) + (AO_t)(delta))
 /* Object containing p: its start and span, or 0 when p is not inside an allocated one. */
 uintptr_t heap_find_object(uintptr_t p, struct span **out);
 void heap_for_each_span(void (*fn)(struct span *s, void *arg), void *arg); /* world stopped */
@@ -278,6 +289,7 @@ struct mutator {
     volatile uintptr_t stopped_sp;    /* stack pointer saved when stopped */
     ucontext_t stopped_ctx;           /* registers saved when stopped */
     volatile atomic_word stop_seq;    /* last stop request this thread acknowledged */
+    atomic_word block_state;          /* TSan builds: STW_RUNNING, STW_BLOCKED, STW_BLOCKED_STOPPED */
     uint64_t stop_ns;                 /* how long it took to stop, last time */
     bool auto_registered;             /* registered by its first allocation */
     bool collector;                   /* the collector thread: its stack holds no roots */
@@ -328,9 +340,22 @@ static inline void critical_leave(struct mutator *m)
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     m->critical--;
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    if (unlikely(m->stop_pending) && m->critical == 0)
+    /* (Atomic: in TSan builds the stopping thread sets it too.) */
+    if (unlikely(__atomic_load_n(&m->stop_pending, __ATOMIC_RELAXED)) && m->critical == 0)
         stw_park_pending(m);
 }
+
+/* Take a collector lock that is held across stops of the world (cycle.lock, the
+ * registry lock) outside a critical section.  In TSan builds a thread blocked in
+ * pthread_mutex_lock cannot take the stop signal (TSan delivers it at the next call
+ * it intercepts), so the thread publishes its registers and stack pointer first and
+ * counts as stopped while it waits; elsewhere this is pthread_mutex_lock. */
+enum { STW_RUNNING, STW_BLOCKED, STW_BLOCKED_STOPPED };
+#if GC_TSAN
+void stw_lock_blocking(pthread_mutex_t *l);
+#else
+static inline void stw_lock_blocking(pthread_mutex_t *l) { pthread_mutex_lock(l); }
+#endif
 
 /* A collector lock taken by a thread that may be stopped (any registered thread) is
  * held only inside a critical section: fork stops the world and then takes them all. */
@@ -383,7 +408,7 @@ struct stw_stop_report {          /* the last stop: how long, and the slowest th
 extern struct stw_stop_report stw_last_stop;
 void stw_trace(const char *what, uint32_t cycle_num, uint64_t pause_ns,
                const struct stw_stop_report *r);
-void stw_start_world(void);
+uint64_t stw_start_world(void);   /* returns when it released the world */
 
 /* ---- mark.c: grey work and conservative scanning ---------------------------- */
 void mark_init(struct mark_state *ms, size_t max_entries);

@@ -95,12 +95,13 @@ static inline void push(struct mark_state *ms, uintptr_t lo, uintptr_t hi)
 
 /* Shade the object w points into, if any: set its mark bit and make it grey.  The
  * caller has checked w against the heap's bounds. */
-static inline void shade(struct mark_state *ms, struct arena *const *arenas, uintptr_t w)
+NO_SANITIZE static inline void shade(struct mark_state *ms, struct arena *const *arenas,
+                                     uintptr_t w)
 {
-    struct arena *a = arenas[w >> ARENA_SHIFT];
+    struct arena *a = MAP_LOAD(&arenas[w >> ARENA_SHIFT]);
     if (!a)
         return;
-    struct span *s = a->spans[(w >> PAGE_SHIFT) & (ARENA_PAGES - 1)];
+    struct span *s = MAP_LOAD(&a->spans[(w >> PAGE_SHIFT) & (ARENA_PAGES - 1)]);
     if (!s || span_state(s) < SPAN_SMALL || w - s->base >= (uintptr_t)s->npages << PAGE_SHIFT)
         return;   /* not in use, or a stale map entry read while the heap changed */
     uint32_t i = span_index(s, w);
@@ -322,9 +323,16 @@ void mark_push_all(struct mark_state *ms, const struct mark_range *v, size_t n)
 
 /* Concurrent marking: offer half of ms to assisting mutators when the shared list has
  * run dry. */
+NO_SANITIZE static bool shared_nonempty(void)
+{
+    /* A hint, read without grey_lock (its writers hold it): a stale answer costs a
+     * marker one more look under the lock. */
+    return *(volatile size_t *)&shared.top != 0;
+}
+
 void mark_offer_shared(struct mark_state *ms)
 {
-    if (ms->top > 64 && AO_load(&assists_hungry) && AO_load((AO_t *)&shared.top) == 0) {
+    if (ms->top > 64 && AO_load(&assists_hungry) && !shared_nonempty()) {
         AO_store(&assists_hungry, 0);
         pthread_mutex_lock(&grey_lock);
         move_work(&shared, ms, ms->top - ms->top / 2);
@@ -348,7 +356,7 @@ void mark_give_shared(struct mark_state *ms)
  * will hand back what it does not finish. */
 bool mark_shared_pending(void)
 {
-    return AO_load((AO_t *)&shared.top) != 0 || AO_load_acquire(&assists_active) != 0;
+    return shared_nonempty() || AO_load_acquire(&assists_active) != 0;
 }
 
 /* An assist: a mutator scans up to budget bytes of shared grey work.  Returns the

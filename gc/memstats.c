@@ -63,7 +63,7 @@ void gc_read_memstats(struct gc_memstats *ms)
     memset(ms, 0, sizeof *ms);
     struct stats_sum t;
 
-    pthread_mutex_lock(&stw_registry_lock);
+    stw_lock_blocking(&stw_registry_lock);
     /* Holding the registry lock, no collection can start: no critical section needed. */
     heap_lock();
     stats_sum(&t);

@@ -41,7 +41,8 @@ static atomic_word resume_seq;      /* last request that was resumed */
 static volatile int resume_word;    /* futex: bumped at each resume */
 static uint64_t stop_start_ns;
 static int stop_sig;
-static struct mutator *stopper;     /* the thread stopping the world */
+static struct mutator *stopper;     /* the thread stopping the world (atomic: the
+                                       stop signal's handler reads it) */
 
 static void stop_here(struct mutator *m, const void *uctx)
 {
@@ -76,11 +77,12 @@ static void on_stop_signal(int sig, siginfo_t *info, void *uctx)
     (void)info;
     int saved = errno;
     struct mutator *m = alloc_self;
-    if (m && m != stopper) {
+    if (m && m != __atomic_load_n(&stopper, __ATOMIC_RELAXED)) {
         if (m->critical)
-            m->stop_pending = 1;   /* stops in critical_leave */
-        else
+            __atomic_store_n(&m->stop_pending, 1, __ATOMIC_RELAXED);   /* critical_leave */
+        else if (!GC_TSAN || AO_load(&m->block_state) == STW_RUNNING)
             stop_here(m, uctx);
+        /* else: blocked in stw_lock_blocking, where the stop is accounted for */
     }
     errno = saved;
 }
@@ -93,11 +95,54 @@ void stw_park_pending(struct mutator *m)
     sigaddset(&block, stop_sig);
     /* The stop signal must not run the handler again in the middle of this stop. */
     pthread_sigmask(SIG_BLOCK, &block, &old);
-    m->stop_pending = 0;
+    __atomic_store_n(&m->stop_pending, 0, __ATOMIC_RELAXED);
     stop_here(m, NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     errno = saved;
 }
+
+#if GC_TSAN
+/* A registered thread about to block on a lock that a stopping thread may hold.  It
+ * saves its registers and stack pointer as stop_here does and goes to STW_BLOCKED; a
+ * stop finding it there moves it to STW_BLOCKED_STOPPED and counts it as stopped
+ * without a signal.  Leaving, it waits while it is counted as stopped.  The pending
+ * flag closes the race with a stop that looked before the thread went blocked: the
+ * stopper sets it before looking, the thread reads it after going blocked (both
+ * sequentially consistent), so one of them sees the other. */
+__attribute__((noinline)) void stw_lock_blocking(pthread_mutex_t *l)
+{
+    struct mutator *m = alloc_self;
+    if (!m || m->critical || pthread_mutex_trylock(l) == 0) {
+        if (m && m->critical)
+            pthread_mutex_lock(l);
+        return;
+    }
+    volatile uintptr_t here = 0;
+    for (;;) {
+        getcontext(&m->stopped_ctx);
+        m->stopped_sp = (uintptr_t)&here;
+        __atomic_store_n(&m->block_state, STW_BLOCKED, __ATOMIC_SEQ_CST);
+        if (!__atomic_load_n(&m->stop_pending, __ATOMIC_SEQ_CST))
+            break;
+        AO_t blocked = STW_BLOCKED;
+        if (!__atomic_compare_exchange_n(&m->block_state, &blocked, STW_RUNNING, false,
+                                         __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+            break;   /* a stop counted it already */
+        stw_park_pending(m);   /* a stop that signalled it, or a stale flag */
+    }
+    pthread_mutex_lock(l);
+    for (;;) {
+        AO_t blocked = STW_BLOCKED;
+        if (__atomic_compare_exchange_n(&m->block_state, &blocked, STW_RUNNING, false,
+                                        __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+            break;
+        int w = __atomic_load_n(&resume_word, __ATOMIC_ACQUIRE);
+        if (AO_load(&m->block_state) == STW_BLOCKED_STOPPED)
+            syscall(SYS_futex, &resume_word, FUTEX_WAIT_PRIVATE, w, NULL, NULL, 0);
+    }
+    m->stopped_sp = 0;
+}
+#endif
 
 static void on_thread_exit(void *arg)
 {
@@ -120,7 +165,7 @@ static void unlock_all_but_registry(void)
 
 static void atfork_prepare(void)
 {
-    pthread_mutex_lock(&cycle.lock);
+    stw_lock_blocking(&cycle.lock);
     stw_stop_world();   /* takes stw_registry_lock */
     alloc_lock_all();
     heap_lock();
@@ -138,7 +183,7 @@ static void atfork_parent(void)
 static void atfork_child(void)
 {
     unlock_all_but_registry();
-    stopper = NULL;      /* the stopped threads are not in this process */
+    __atomic_store_n(&stopper, NULL, __ATOMIC_RELAXED);   /* the stopped threads are gone */
     AO_store(&resume_seq, AO_load(&stop_seq));
     pthread_mutex_unlock(&stw_registry_lock);
     pthread_mutex_unlock(&cycle.lock);
@@ -156,7 +201,7 @@ static void atfork_child(void)
             stw_threads = m->next;
         if (m->next)
             m->next->prev = m->prev;
-        stw_nthreads--;
+        __atomic_store_n(&stw_nthreads, stw_nthreads - 1, __ATOMIC_RELAXED);
         m->next = gone;
         gone = m;
     }
@@ -212,7 +257,7 @@ struct mutator *stw_register_self(unsigned how)
     if (stw_threads)
         stw_threads->prev = m;
     stw_threads = m;
-    stw_nthreads++;
+    __atomic_store_n(&stw_nthreads, stw_nthreads + 1, __ATOMIC_RELAXED);
     alloc_self = m;
     pthread_mutex_unlock(&stw_registry_lock);
     pthread_setspecific(exit_key, m);
@@ -233,14 +278,14 @@ void stw_unregister_self(void)
     critical_leave(m);
     mark_destroy(&m->assist);
 
-    pthread_mutex_lock(&stw_registry_lock);
+    stw_lock_blocking(&stw_registry_lock);
     if (m->prev)
         m->prev->next = m->next;
     else
         stw_threads = m->next;
     if (m->next)
         m->next->prev = m->prev;
-    stw_nthreads--;
+    __atomic_store_n(&stw_nthreads, stw_nthreads - 1, __ATOMIC_RELAXED);
     alloc_self = NULL;
     heap_lock();
     alloc_merge_counters(&alloc_dead_counters, &m->stats);
@@ -250,15 +295,19 @@ void stw_unregister_self(void)
     os_unmap(m, (sizeof(struct mutator) + 4095) & ~(size_t)4095, SYS_MCACHE);
 }
 
-/* Wait for n stop acknowledgements; name the threads that are late. */
+/* Wait for n stop acknowledgements; name the threads that are late.  In TSan builds
+ * the signal is sent again every 10 ms to the threads that have not stopped: TSan
+ * holds a signal back until the thread's next intercepted call and can merge it with
+ * a later one.  A repeat is harmless: stop_here acknowledges each request once. */
 static void wait_acks(int n, AO_t seq)
 {
-    int timeout_ms = opt.stoptimeout;
+    int warn_ms = opt.stoptimeout, waited_ms = 0;
+    const int slice_ms = GC_TSAN && warn_ms > 10 ? 10 : warn_ms;
     while (n > 0) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += timeout_ms / 1000;
-        ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        ts.tv_sec += slice_ms / 1000;
+        ts.tv_nsec += (long)(slice_ms % 1000) * 1000000L;
         if (ts.tv_nsec >= 1000000000L) {
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000L;
@@ -269,32 +318,50 @@ static void wait_acks(int n, AO_t seq)
         }
         if (errno == EINTR)
             continue;
+        waited_ms += slice_ms;
+        bool warn = waited_ms >= warn_ms;
         for (struct mutator *m = stw_threads; m; m = m->next)
-            if (m != stopper && AO_load(&m->stop_seq) != seq) {
+            if (m != alloc_self && AO_load(&m->stop_seq) != seq) {
+                if (GC_TSAN)
+                    pthread_kill(m->thread, stop_sig);
+                if (!warn)
+                    continue;
                 char name[32] = "?";
                 pthread_getname_np(m->thread, name, sizeof name);
                 gc_warn_("thread %d (%s) has not stopped for the collector after %d ms: "
                          "is signal %d blocked in it, or is it stuck in the allocator?",
-                         (int)m->tid, name, timeout_ms, stop_sig);
+                         (int)m->tid, name, waited_ms, stop_sig);
             }
-        timeout_ms *= 2;   /* then keep waiting, less chattily */
+        if (warn)
+            warn_ms *= 2;   /* then keep waiting, less chattily */
     }
 }
 
 uint64_t stw_stop_world(void)
 {
-    pthread_mutex_lock(&stw_registry_lock);
-    stopper = alloc_self;
+    stw_lock_blocking(&stw_registry_lock);   /* another thread may be stopping it */
+    __atomic_store_n(&stopper, alloc_self, __ATOMIC_RELAXED);
     AO_t seq = AO_load(&stop_seq) + 1;
     stop_start_ns = os_now_ns();
     stw_last_stop.request_ns = stop_start_ns;
     AO_store_release(&stop_seq, seq);
     int n = 0;
     for (struct mutator *m = stw_threads; m; m = m->next) {
-        if (m == stopper)
+        if (m == alloc_self)
             continue;
-        if (GC_TSAN)   /* see stw_init: TSan delays the signal; stop at critical_leave too */
-            m->stop_pending = 1;
+#if GC_TSAN
+        /* TSan delays the signal to the thread's next intercepted call: it stops at
+         * critical_leave too; and a thread blocked in stw_lock_blocking is stopped
+         * already (see there). */
+        __atomic_store_n(&m->stop_pending, 1, __ATOMIC_SEQ_CST);
+        AO_t blocked = STW_BLOCKED;
+        if (__atomic_compare_exchange_n(&m->block_state, &blocked, STW_BLOCKED_STOPPED,
+                                        false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+            m->stop_ns = 0;
+            AO_store(&m->stop_seq, seq);
+            continue;
+        }
+#endif
         int rc = pthread_kill(m->thread, stop_sig);
         if (rc == 0)
             n++;
@@ -312,7 +379,7 @@ uint64_t stw_stop_world(void)
     r->stop_ns = took;
     r->threads = n;
     for (struct mutator *m = stw_threads; m; m = m->next)
-        if (m != stopper && m->stop_ns >= r->slowest_ns) {
+        if (m != alloc_self && m->stop_ns >= r->slowest_ns) {
             r->slowest_ns = m->stop_ns;
             r->slowest_tid = m->tid;
             r->slowest = m->thread;
@@ -324,16 +391,27 @@ uint64_t stw_stop_world(void)
  * than runnable threads that would time the scheduler, not the pause.  A thread that
  * has not woken yet when the next stop begins leaves its wait (resume_seq moved on),
  * then takes the next stop signal, which stayed blocked while its handler ran. */
-void stw_start_world(void)
+uint64_t stw_start_world(void)
 {
     AO_t seq = AO_load(&stop_seq);
+#if GC_TSAN
+    for (struct mutator *m = stw_threads; m; m = m->next) {
+        AO_t stopped = STW_BLOCKED_STOPPED;
+        __atomic_compare_exchange_n(&m->block_state, &stopped, STW_BLOCKED, false,
+                                    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    }
+#endif
     AO_store_release(&resume_seq, seq);
     TSAN_RELEASE(&resume_word);
     __atomic_add_fetch(&resume_word, 1, __ATOMIC_RELEASE);
     syscall(SYS_futex, &resume_word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
-    stw_last_stop.resume_ns = os_now_ns();
-    stopper = NULL;
+    /* Returned, not only recorded: stw_last_stop belongs to the next stopper as soon
+     * as the registry lock is released. */
+    uint64_t now = os_now_ns();
+    stw_last_stop.resume_ns = now;
+    __atomic_store_n(&stopper, NULL, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&stw_registry_lock);
+    return now;
 }
 
 /* ---- public registration calls ------------------------------------------------------------ */

@@ -34,7 +34,7 @@
 atomic_word sweep_nfree[NUM_CLASSES + 1];
 atomic_word sweep_large_free_bytes;
 atomic_word sweep_gen = 2;
-volatile int sweep_active;
+volatile int sweep_active;   /* read without a lock: with __atomic loads */
 static atomic_word live_bytes;    /* this sweep generation: bytes found live */
 static atomic_word inflight;      /* spans claimed and being swept right now */
 
@@ -124,7 +124,7 @@ static struct span *sweep_one_locked(unsigned kind, unsigned cls, bool want, boo
 #define SWEEP_BUDGET 32
 struct span *sweep_for_class(unsigned kind, unsigned cls)
 {
-    if (!sweep_active)
+    if (!__atomic_load_n(&sweep_active, __ATOMIC_ACQUIRE))
         return NULL;
     for (int i = 0; i < SWEEP_BUDGET; i++) {
         bool none;
@@ -140,7 +140,7 @@ struct span *sweep_for_class(unsigned kind, unsigned cls)
 void sweep_some(unsigned n)
 {
     static atomic_word cursor;   /* kind * NUM_CLASSES + class - 1, shared loosely */
-    if (!sweep_active)
+    if (!__atomic_load_n(&sweep_active, __ATOMIC_ACQUIRE))
         return;
     for (unsigned tries = 0; n > 0 && tries < NUM_KINDS * NUM_CLASSES; tries++) {
         AO_t i = AO_load(&cursor) % (NUM_KINDS * NUM_CLASSES);
@@ -170,7 +170,9 @@ static void sweep_large_locked(struct span *s)
         !AO_compare_and_swap_full(&s->sweepgen, gen - 2, gen - 1))
         return;   /* born in this generation, already swept, or small */
     size_t bytes = (size_t)s->npages * PAGE_SIZE;
-    AO_t alloc = AO_load(&s->alloc_bits[0]) & 1, mark = AO_load(&s->mark_bits[0]) & 1;
+    /* Acquire: a gc_free that cleared the bit (deferred: see gc_free) read the span
+     * before it, and the span may be freed below. */
+    AO_t alloc = AO_load_acquire(&s->alloc_bits[0]) & 1, mark = AO_load(&s->mark_bits[0]) & 1;
     AO_store(&s->mark_bits[0], 0);
     if (alloc && mark) {
         atomic_add(&live_bytes, bytes);
@@ -189,18 +191,18 @@ static void sweep_large_locked(struct span *s)
 /* Open a sweep generation (world stopped, caches flushed, the last sweep finished). */
 void sweep_begin(void)
 {
-    GC_ASSERT(!sweep_active && AO_load(&inflight) == 0);
+    GC_ASSERT(!__atomic_load_n(&sweep_active, __ATOMIC_ACQUIRE) && AO_load(&inflight) == 0);
     alloc_lists_to_unswept();
     AO_store(&live_bytes, 0);
     AO_store(&sweep_gen, AO_load(&sweep_gen) + 2);
-    sweep_active = 1;
+    __atomic_store_n(&sweep_active, 1, __ATOMIC_RELEASE);
 }
 
 /* Sweep everything still unswept, beside any thread sweeping lazily, and wait for
  * those.  Returns the bytes found live in this generation. */
 uint64_t sweep_finish(void)
 {
-    if (!sweep_active)
+    if (!__atomic_load_n(&sweep_active, __ATOMIC_ACQUIRE))
         return AO_load(&live_bytes);
     for (int k = 0; k < NUM_KINDS; k++)
         for (unsigned c = 1; c <= NUM_CLASSES; c++) {
@@ -211,7 +213,7 @@ uint64_t sweep_finish(void)
     heap_for_each_span(sweep_large, NULL);
     while (AO_load_acquire(&inflight) != 0)
         sched_yield();   /* a lazy sweeper's span: a few microseconds */
-    sweep_active = 0;
+    __atomic_store_n(&sweep_active, 0, __ATOMIC_RELEASE);
     return AO_load(&live_bytes);
 }
 

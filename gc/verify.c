@@ -51,7 +51,7 @@ static void check_span(struct span *s, void *arg)
     for (uint32_t p = 0; p < s->npages; p++)
         if (heap_span_of(s->base + p * PAGE_SIZE) != s)
             gc_fatal_("verify: page %u of span %p does not map to it", p, (void *)s->base);
-    if (s->state == SPAN_SMALL) {
+    if (span_state(s) == SPAN_SMALL) {
         const struct size_class *k = &sc_table[s->cls];
         if (s->cls < 1 || s->cls > NUM_CLASSES || s->size != k->size ||
             s->nelems != k->nelems || s->npages != k->npages)
@@ -69,7 +69,7 @@ static void check_span(struct span *s, void *arg)
     }
     if (s->cached)
         gc_fatal_("verify: span %p still cached after the flush", (void *)s->base);
-    if (s->state == SPAN_SMALL)
+    if (span_state(s) == SPAN_SMALL)
         t->small_spans++;
 }
 
@@ -84,7 +84,7 @@ void verify_heap(void)
         if (nonempty != (heap.bins[b] != NULL))
             gc_fatal_("verify: bin %u and its mask bit disagree", b);
         for (struct span *s = heap.bins[b]; s; s = s->next) {
-            if (s->state != SPAN_FREE || (b ? s->npages != b : s->npages < 128))
+            if (span_state(s) != SPAN_FREE || (b ? s->npages != b : s->npages < 128))
                 gc_fatal_("verify: free run %p (%u pages) in bin %u", (void *)s->base,
                           s->npages, b);
             if (heap_span_of(s->base) != s ||
@@ -107,7 +107,7 @@ void verify_heap(void)
                 gc_fatal_("verify: class %d kind %d still has unswept spans", c, k);
             for (int l = LIST_PARTIAL; l <= LIST_FULL; l++)
                 for (struct span *s = l == LIST_PARTIAL ? cl->partial : cl->full; s; s = s->next) {
-                    if (s->list != l || s->state != SPAN_SMALL || s->cls != c || s->kind != k)
+                    if (s->list != l || span_state(s) != SPAN_SMALL || s->cls != c || s->kind != k)
                         gc_fatal_("verify: span %p on the wrong central list", (void *)s->base);
                     listed++;
                 }

@@ -134,6 +134,24 @@ GC_API void gc_write_barrier_slow_(void *slot, void *value);
         GC_KEEP_(gc_write_old_);                                                  \
     } while (0)
 
+/* Statement: GC_WRITE as one C11 atomic store with the given memory order
+ * (__ATOMIC_RELAXED, __ATOMIC_RELEASE or __ATOMIC_SEQ_CST), for slots that other
+ * threads read with atomic loads: publishing an object to lock-free readers, a
+ * seqlock's fields.  The old value is read with a relaxed atomic load.  Readers need
+ * no barrier: loading a pointer never needs one. */
+#if defined(__GNUC__)
+#define GC_WRITE_ATOMIC(lvalue, value, order)                                     \
+    do {                                                                          \
+        __typeof__(lvalue) *gc_write_p_ = &(lvalue);                              \
+        __typeof__(lvalue) gc_write_v_ = (value);                                 \
+        __typeof__(lvalue) gc_write_old_ = __atomic_load_n(gc_write_p_, __ATOMIC_RELAXED); \
+        if (GC_UNLIKELY(gc_barrier_active_))                                      \
+            gc_write_barrier_slow_((void *)gc_write_p_, (void *)(uintptr_t)gc_write_v_); \
+        __atomic_store_n(gc_write_p_, gc_write_v_, order);                        \
+        GC_KEEP_(gc_write_old_);                                                  \
+    } while (0)
+#endif
+
 GC_API void gc_write_range(void *dst, size_t len);
 GC_API void *gc_memcpy(void *dst, const void *src, size_t n);
 GC_API void *gc_memmove(void *dst, const void *src, size_t n);

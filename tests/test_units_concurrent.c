@@ -1051,6 +1051,45 @@ START_TEST(barrier_records_old_and_new_values)
 }
 END_TEST
 
+/* GC_WRITE_ATOMIC records exactly what GC_WRITE records, stores with the given order,
+ * and evaluates each argument once. */
+START_TEST(barrier_atomic_write_records_like_write)
+{
+    begin_manual();
+    struct mutator *m = alloc_self;
+    ck_assert_ptr_nonnull(m);
+    void **h = gc_malloc(4 * sizeof *h);
+    ck_assert_ptr_nonnull(h);
+    void *a = obj(), *b = obj();
+
+    GC_WRITE_ATOMIC(h[0], a, __ATOMIC_RELEASE);   /* off: stored, nothing recorded */
+    ck_assert_ptr_eq(__atomic_load_n(&h[0], __ATOMIC_ACQUIRE), a);
+    ck_assert_uint_eq(m->wbuf_n, 0);
+
+    barrier_on();
+    int i = 0;
+    GC_WRITE_ATOMIC(h[i++], b, __ATOMIC_SEQ_CST);   /* old a, new b */
+    ck_assert_int_eq(i, 1);
+    ck_assert_ptr_eq(h[0], b);
+    ck_assert_uint_eq(m->wbuf_n, 2);
+    ck_assert_ptr_eq((void *)m->wbuf[0], a);
+    ck_assert_ptr_eq((void *)m->wbuf[1], b);
+    GC_WRITE_ATOMIC(h[1], NULL, __ATOMIC_RELAXED);   /* NULL over NULL: nothing */
+    ck_assert_uint_eq(m->wbuf_n, 2);
+    uintptr_t u = 0;   /* an integer slot the size of a pointer */
+    GC_WRITE_ATOMIC(u, (uintptr_t)a, __ATOMIC_RELAXED);
+    ck_assert_uint_eq(u, (uintptr_t)a);
+    ck_assert_uint_eq(m->wbuf_n, 3);
+    ck_assert_ptr_eq((void *)m->wbuf[2], a);
+    critical_enter(m);
+    barrier_flush(m);
+    critical_leave(m);
+    ck_assert(marked(a) && marked(b));
+    barrier_off();
+    end_manual();
+}
+END_TEST
+
 /* 256 values fill the buffer: the store that fills it shades all of them at once. */
 enum { WOBJ = 400 };
 
@@ -1383,6 +1422,7 @@ static Suite *concurrent_units_suite(void)
     tc = tcase_create("barrier");
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, barrier_records_old_and_new_values);
+    tcase_add_test(tc, barrier_atomic_write_records_like_write);
     tcase_add_test(tc, barrier_buffer_flushes_when_full);
     tcase_add_test(tc, barrier_buffer_per_thread_and_flushed_at_exit);
     suite_add_tcase(s, tc);

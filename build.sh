@@ -5,7 +5,7 @@
 #   ./build.sh check   install what is missing, build, run the whole test suite
 #                      (unit tests, whole-program tests, the install test) in both
 #                      collector modes, then again from the tarball with the heap
-#                      verifier, and under ASan+UBSan
+#                      verifier, under ASan+UBSan, and the concurrent tests under TSan
 #   ./build.sh         just build
 set -eu
 cd "$(dirname "$0")"
@@ -61,6 +61,25 @@ check)
         echo "build.sh: the sanitizer run failed; running it once more"
         ASAN_OPTIONS=detect_leaks=0 make -j"$jobs" distcheck DISTCHECK_CONFIGURE_FLAGS="$san"
     }
+    unset CK_TIMEOUT_MULTIPLIER
+    # 4. The tarball under ThreadSanitizer: the concurrent stress test (again, shorter,
+    # with gccheckmark) and the concurrent units; any report fails them.  The deadlock
+    # detector is off: fork (Check runs each test in a child) holds every central lock
+    # at once, more than the 64 it can track.
+    make -j"$jobs" dist >/dev/null
+    tsan_dir=$(mktemp -d)
+    tar -xzf tricolor-*.tar.gz -C "$tsan_dir"
+    (
+        cd "$tsan_dir"/tricolor-*
+        ./configure -q --enable-werror --enable-debug --enable-tsan CC=clang
+        make -j"$jobs" >/dev/null
+        export TSAN_OPTIONS="detect_deadlocks=0" CK_TIMEOUT_MULTIPLIER=5
+        make check TESTS="tests/test_concurrent tests/test_units_concurrent" ||
+            { cat tests/test_*.log; exit 1; }
+        GCDEBUG=gccheckmark=1 TRICOLOR_STRESS_SCALE=0.25 make check TESTS=tests/test_concurrent ||
+            { cat tests/test_concurrent.log; exit 1; }
+    )
+    rm -rf "$tsan_dir"
     ;;
 "") ;;
 *)

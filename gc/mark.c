@@ -95,8 +95,9 @@ static inline void push(struct mark_state *ms, uintptr_t lo, uintptr_t hi)
 
 /* Shade the object w points into, if any: set its mark bit and make it grey.  The
  * caller has checked w against the heap's bounds. */
-NO_SANITIZE static inline void shade(struct mark_state *ms, struct arena *const *arenas,
-                                     uintptr_t w)
+#define ALWAYS_INLINE __attribute__((always_inline))
+NO_SANITIZE static inline ALWAYS_INLINE void shade(struct mark_state *ms,
+                                                   struct arena *const *arenas, uintptr_t w)
 {
     struct arena *a = MAP_LOAD(&arenas[w >> ARENA_SHIFT]);
     if (!a)
@@ -110,18 +111,14 @@ NO_SANITIZE static inline void shade(struct mark_state *ms, struct arena *const 
     AO_t bit = (AO_t)1 << (i & 63);
     if (!(AO_load(&s->alloc_bits[i >> 6]) & bit))
         return;   /* a free slot: never resurrect it */
-    atomic_word *bits = s->mark_bits;
-    for (;;) {
-        AO_t old = AO_load(&bits[i >> 6]);
-        if (old & bit)
-            return;   /* already grey or black */
-        if (!mark_atomic) {   /* the only marker, the world stopped */
-            AO_store(&bits[i >> 6], old | bit);
-            break;
-        }
-        if (AO_compare_and_swap(&bits[i >> 6], old, old | bit))
-            break;
-    }
+    atomic_word *word = &s->mark_bits[i >> 6];
+    AO_t old = AO_load(word);
+    if (old & bit)
+        return;   /* already grey or black */
+    if (!mark_atomic)   /* the only marker, the world stopped */
+        AO_store(word, old | bit);
+    else if (__atomic_fetch_or(word, bit, __ATOMIC_RELAXED) & bit)
+        return;   /* another marker got there first (one locked instruction: bts) */
 
     size_t size = span_object_size(s);
     ms->objects_marked++;

@@ -349,18 +349,27 @@ static void maybe_collect(void)
 
 /* An allocating thread that runs ahead of the concurrent marker pays in scan work:
  * assist_ratio (1/1024 units, pacer.c) of scan work per byte allocated, in whole
- * chunks of 64 KiB, so marking ends near the heap goal.  With no grey work to take, or
- * with the CPU limiter full (the collector has had its share), the debt is forgiven. */
+ * chunks of 64 KiB, so marking ends near the heap goal.  At most 128 KiB at a time:
+ * the rest stays owed and is paid at the next slow-path allocations (every 64
+ * objects at most), so the rate keeps up with any ratio while no allocation stalls
+ * for more than a fraction of a millisecond.  With no grey work to take, or with the
+ * CPU limiter full (the collector has had its share), the debt is forgiven. */
 static void maybe_assist(struct mutator *m)
 {
     if (likely(!alloc_black) || m->assist_debt < PACER_ASSIST_CHUNK_BYTES)
         return;
-    uint64_t owed = pacer_assist_work(m->assist_debt, AO_load(&cycle.assist_ratio));
+    uint64_t ratio = AO_load(&cycle.assist_ratio);
+    uint64_t owed = pacer_assist_work(m->assist_debt, ratio);
     m->assist_debt = 0;
     owed -= mark_take_credit(owed);   /* the background markers' surplus first */
     if (owed < PACER_ASSIST_CHUNK_BYTES / 2 || cycle.limiting)
         return;   /* a small rest, or the collector has had its CPU share: forgiven */
-    uint64_t budget = pacer_assist_chunk(owed);
+    uint64_t carry;
+    uint64_t budget = pacer_assist_step(owed, ratio, &carry);
+    if (carry) {
+        m->assist_debt = carry;
+        owed = budget;
+    }
     uint64_t t0 = os_thread_cpu_ns(), done = 0;
     critical_enter(m);
     if (alloc_black)   /* still marking: it only ends with this thread stopped */

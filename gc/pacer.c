@@ -242,6 +242,15 @@ uint64_t pacer_assist_chunk(uint64_t owed_scan_bytes)
     return (owed_scan_bytes + c - 1) / c * c;
 }
 
+uint64_t pacer_assist_step(uint64_t owed_scan_bytes, uint64_t ratio, uint64_t *carry_debt_bytes)
+{
+    *carry_debt_bytes = 0;
+    if (owed_scan_bytes <= PACER_ASSIST_STEP_MAX_BYTES)
+        return pacer_assist_chunk(owed_scan_bytes);
+    *carry_debt_bytes = pacer_assist_paid(owed_scan_bytes - PACER_ASSIST_STEP_MAX_BYTES, ratio);
+    return PACER_ASSIST_STEP_MAX_BYTES;
+}
+
 uint64_t pacer_assist_paid(uint64_t scan_bytes, uint64_t ratio)
 {
     if (ratio < PACER_ASSIST_RATIO_MIN)

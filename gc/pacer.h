@@ -31,6 +31,10 @@
 #define PACER_ASSIST_RATIO_MIN 1                   /* 1/1024 scan byte per byte */
 #define PACER_ASSIST_RATIO_MAX (64 * PACER_ASSIST_ONE)   /* 64 scan bytes per byte */
 #define PACER_ASSIST_CHUNK_BYTES ((uint64_t)64 << 10)   /* scan work done per assist step */
+/* The most scan work one allocation does at once (well under a millisecond on a heap
+ * of small linked objects, where each object is a cache miss): a larger
+ * debt is paid over the thread's next allocations, so no single one stalls long. */
+#define PACER_ASSIST_STEP_MAX_BYTES ((uint64_t)128 << 10)
 #define PACER_HARD_GOAL_SHIFT 4                    /* hard goal = goal + goal/16 */
 #define PACER_LIMITER_CPU_NS_PER_PROC UINT64_C(1000000000)  /* bucket: 1 CPU-second/proc */
 #define PACER_SCAVENGE_RETAIN_PERCENT 10           /* keep goal + 10% of pages */
@@ -152,6 +156,11 @@ uint64_t pacer_assist_chunk(uint64_t owed_scan_bytes);
 /* Allocation bytes paid for by scan_bytes of work at ratio: floor(scan * 1024 / ratio)
  * (ratio 0 counts as PACER_ASSIST_RATIO_MIN). */
 uint64_t pacer_assist_paid(uint64_t scan_bytes, uint64_t ratio);
+
+/* One assist for owed_scan_bytes at ratio: its scan budget, pacer_assist_chunk's but at
+ * most PACER_ASSIST_STEP_MAX_BYTES; *carry_debt_bytes gets what the rest is worth in
+ * allocation bytes (pacer_assist_paid), to be owed again, or 0. */
+uint64_t pacer_assist_step(uint64_t owed_scan_bytes, uint64_t ratio, uint64_t *carry_debt_bytes);
 
 /* ---- background mark workers ------------------------------------------------------ */
 

@@ -556,6 +556,23 @@ START_TEST(assist_work_and_chunks)
     ck_assert_uint_eq(pacer_assist_paid(65536, 1536), 43690);
     ck_assert_uint_eq(pacer_assist_paid(65536, 0), 65536 * 1024);    /* as ratio 1 */
     ck_assert_uint_eq(pacer_assist_paid(UINT64_MAX, 1), UINT64_MAX);
+    /* One assist does at most 128 KiB; the rest comes back as allocation debt at the
+     * same ratio.  Up to the cap it is pacer_assist_chunk with nothing carried. */
+    ck_assert_uint_eq(PACER_ASSIST_STEP_MAX_BYTES, 128 * KiB);
+    uint64_t carry = 99;
+    ck_assert_uint_eq(pacer_assist_step(1500, 2048, &carry), 64 * KiB);
+    ck_assert_uint_eq(carry, 0);
+    ck_assert_uint_eq(pacer_assist_step(128 * KiB, 2048, &carry), 128 * KiB);
+    ck_assert_uint_eq(carry, 0);
+    /* 6 MiB owed at 100 per byte (102400/1024): 128 KiB now; 6016 KiB left =
+     * 61603.84 bytes of allocation -> 61603. */
+    ck_assert_uint_eq(pacer_assist_step(6 * MiB, 102400, &carry), 128 * KiB);
+    ck_assert_uint_eq(carry, 61603);
+    /* The carried debt is worth (almost) the work left: at most one byte's work short. */
+    uint64_t back = pacer_assist_work(carry, 102400);
+    ck_assert(back <= 6 * MiB - 128 * KiB && back + 100 >= 6 * MiB - 128 * KiB);
+    ck_assert_uint_eq(pacer_assist_step(UINT64_MAX, 1, &carry), 128 * KiB);
+    ck_assert_uint_eq(carry, UINT64_MAX);
 }
 END_TEST
 

@@ -512,7 +512,11 @@ END_TEST
 
 static int child_uses_heap(void)
 {
-    alarm(5);   /* a hang is a failure, not a stuck test */
+    /* A hang is a failure, not a stuck test.  The default action: Check's own SIGALRM
+     * handler, inherited through fork, would kill the whole test process group and
+     * the failure would read "Received signal 9" instead of "child died of signal 14". */
+    signal(SIGALRM, SIG_DFL);
+    alarm(5);
     if (program_threads() != 1)
         return 2;
     struct cell *keep = NULL;

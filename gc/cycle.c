@@ -463,6 +463,7 @@ static void request(enum cycle_why why)
 
 static void atfork_child(void)
 {
+    mark_fork_child();   /* before anything here can take grey_lock */
     /* Forked in the middle of a concurrent cycle: finish or forget its work here,
      * the only thread, since the collector thread did not come along. */
     if (cycle.phase == PHASE_SWEEP_TERM || cycle.phase == PHASE_MARK ||

@@ -378,6 +378,8 @@ struct mark_state;
 void roots_init(void);
 void roots_prepare(void);
 void roots_lock_all(void);                            /* fork */
+void roots_phdr_lock(void);                           /* fork, before the world stops */
+void roots_phdr_unlock(void);
 void roots_unlock_all(void);                             /* before the world stops */
 uint64_t roots_scan_globals(struct mark_state *ms);   /* bytes scanned */
 uint64_t roots_scan_stacks(struct mark_state *ms);    /* world stopped; bytes scanned */
@@ -423,6 +425,7 @@ uint64_t mark_assist(struct mark_state *ms, uint64_t budget); /* in a critical s
 void mark_finish(struct mark_state *ms);              /* world stopped */
 uint64_t mark_check(struct mark_state *ms);           /* gccheckmark; world stopped */
 void mark_abandon(struct mark_state *ms);             /* fork child: forget a mark */
+void mark_fork_child(void);                           /* fork child: grey_lock anew */
 bool mark_is_marked(uintptr_t obj);
 size_t mark_step(struct mark_state *ms);              /* scan up to 64; 0: empty */
 void mark_move_oldest(struct mark_range *dst, struct mark_state *src, size_t n);

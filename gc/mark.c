@@ -469,6 +469,13 @@ static void clear_mark_bits(struct span *s, void *arg)
         AO_store(&s->mark_bits[w], 0);
 }
 
+/* fork() child: grey_lock may have been held by a thread that did not come along (the
+ * collector thread is stopped anywhere in its mark, a helper is not stopped at all). */
+void mark_fork_child(void)
+{
+    pthread_mutex_init(&grey_lock, NULL);
+}
+
 void mark_abandon(struct mark_state *ms)
 {
     heap_for_each_span(clear_mark_bits, NULL);

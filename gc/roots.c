@@ -116,11 +116,21 @@ static int phdr_callback(struct dl_phdr_info *info, size_t size, void *arg)
     return 0;
 }
 
+/* dl_iterate_phdr holds the dynamic loader's lock while it calls back, and the
+ * collector thread runs it beside the program: a fork() meanwhile would leave that
+ * lock held for ever in the child.  fork's prepare handler takes phdr_lock before it
+ * stops the world, so no walk of the program headers is under way at a fork. */
+static pthread_mutex_t phdr_lock = PTHREAD_MUTEX_INITIALIZER;
+void roots_phdr_lock(void) { stw_lock_blocking(&phdr_lock); }
+void roots_phdr_unlock(void) { pthread_mutex_unlock(&phdr_lock); }
+
 void roots_prepare(void)
 {
     int index = 0;
+    roots_phdr_lock();
     segments.n = 0;
     dl_iterate_phdr(phdr_callback, &index);
+    roots_phdr_unlock();
 }
 
 /* Every global root range, in pieces: the data segments and the gc_add_roots ranges,

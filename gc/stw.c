@@ -11,7 +11,8 @@
  * "critical section": it may hold a collector lock or a half-updated cache) defers the
  * stop until it leaves, so the collector never sees the heap mid-update.
  *
- * Lock order: cycle.lock -> stw_registry_lock -> (heap, central, roots) locks.  The
+ * Lock order: cycle.lock -> the phdr lock (roots.c) -> stw_registry_lock -> (heap,
+ * central, roots) locks.  The
  * registry lock is only ever taken outside a critical section; the others only inside
  * one or by the collector with the world stopped.  Nothing here calls malloc or stdio
  * while the world is stopped: a stopped thread may hold their locks.
@@ -166,6 +167,7 @@ static void unlock_all_but_registry(void)
 static void atfork_prepare(void)
 {
     stw_lock_blocking(&cycle.lock);
+    roots_phdr_lock();   /* see roots.c: no walk of the loader's list across fork */
     stw_stop_world();   /* takes stw_registry_lock */
     alloc_lock_all();
     heap_lock();
@@ -177,6 +179,7 @@ static void atfork_parent(void)
 {
     unlock_all_but_registry();
     stw_start_world();   /* releases stw_registry_lock */
+    roots_phdr_unlock();
     pthread_mutex_unlock(&cycle.lock);
 }
 
@@ -186,6 +189,7 @@ static void atfork_child(void)
     __atomic_store_n(&stopper, NULL, __ATOMIC_RELAXED);   /* the stopped threads are gone */
     AO_store(&resume_seq, AO_load(&stop_seq));
     pthread_mutex_unlock(&stw_registry_lock);
+    roots_phdr_unlock();
     pthread_mutex_unlock(&cycle.lock);
     sem_destroy(&ack_sem);
     sem_init(&ack_sem, 0, 0);

@@ -650,8 +650,8 @@ void gc_free(void *p)
         barrier_shade_range(m, p, size);   /* freeing deletes every pointer it held */
     if (span_state(s) == SPAN_LARGE) {
         size_t bytes = span_object_size(s);
-        bool defer = alloc_black || (__atomic_load_n(&sweep_active, __ATOMIC_ACQUIRE) &&
-                                     AO_load(&s->sweepgen) != AO_load(&sweep_gen));
+        bool defer = alloc_black ||
+                     (sweep_is_active() && AO_load(&s->sweepgen) != AO_load(&sweep_gen));
         if (defer) {
             /* A marker may be scanning it, or the sweeper sweeping it: the span stays
              * until a sweep frees it. */

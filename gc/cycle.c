@@ -476,7 +476,7 @@ static void atfork_child(void)
         alloc_black = 0;
         mark_abandon(&marker);
         set_phase(PHASE_OFF);
-    } else if (__atomic_load_n(&sweep_active, __ATOMIC_ACQUIRE)) {
+    } else if (sweep_is_active()) {
         sweep_finish();   /* the marks are complete: sweep the rest */
         set_phase(PHASE_OFF);
     }

@@ -213,13 +213,13 @@ uint64_t heap_release_free(void);                   /* every free page to the OS
 uint64_t heap_release_some(uint64_t max_bytes);     /* at least max_bytes if there are */
 void heap_lock(void);
 void heap_unlock(void);
-/* The span holding address p (in use or not), or NULL.  Lock-free: reads the maps. */
 /* The page map is read without heap.lock (markers, gc_base, the sweeper's walk) and
  * written under it: its words are loaded and stored atomically (plain moves on every
  * target we build for).  What a lock-free reader finds is validated with span_state. */
 #define MAP_LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
 #define MAP_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
 
+/* The span holding address p (in use or not), or NULL.  Lock-free: reads the maps. */
 static inline struct span *heap_span_of(uintptr_t p)
 {
     if (p < atomic_load_relaxed(&heap.lo) || p >= atomic_load_relaxed(&heap.hi))
@@ -459,7 +459,11 @@ void sweep_some(unsigned n);            /* up to n spans of any class */
 extern atomic_word sweep_nfree[NUM_CLASSES + 1];      /* objects freed by sweeping, per class */
 extern atomic_word sweep_large_free_bytes;
 extern atomic_word sweep_gen;                         /* current sweep generation (even) */
-extern volatile int sweep_active;                     /* a background sweep is running */
+extern int sweep_active;   /* a background sweep is running: sweep_is_active() to read */
+static inline bool sweep_is_active(void)
+{
+    return __atomic_load_n(&sweep_active, __ATOMIC_ACQUIRE);
+}
 
 /* ---- pacer.c: see pacer.h --------------------------------------------------------- */
 

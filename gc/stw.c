@@ -12,9 +12,8 @@
  * stop until it leaves, so the collector never sees the heap mid-update.
  *
  * Lock order: cycle.lock -> the phdr lock (roots.c) -> stw_registry_lock -> (heap,
- * central, roots) locks.  The
- * registry lock is only ever taken outside a critical section; the others only inside
- * one or by the collector with the world stopped.  Nothing here calls malloc or stdio
+ * central, roots) locks.  The registry lock is only ever taken outside a critical
+ * section; the others only inside one or by the collector with the world stopped.  Nothing here calls malloc or stdio
  * while the world is stopped: a stopped thread may hold their locks.
  */
 #define _GNU_SOURCE
@@ -103,6 +102,13 @@ void stw_park_pending(struct mutator *m)
 }
 
 #if GC_TSAN
+/* m->block_state from -> to; false if it was not `from`. */
+static bool block_move(struct mutator *m, AO_t from, AO_t to)
+{
+    return __atomic_compare_exchange_n(&m->block_state, &from, to, false, __ATOMIC_SEQ_CST,
+                                       __ATOMIC_SEQ_CST);
+}
+
 /* A registered thread about to block on a lock that a stopping thread may hold.  It
  * saves its registers and stack pointer as stop_here does and goes to STW_BLOCKED; a
  * stop finding it there moves it to STW_BLOCKED_STOPPED and counts it as stopped
@@ -113,11 +119,12 @@ void stw_park_pending(struct mutator *m)
 __attribute__((noinline)) void stw_lock_blocking(pthread_mutex_t *l)
 {
     struct mutator *m = alloc_self;
-    if (!m || m->critical || pthread_mutex_trylock(l) == 0) {
-        if (m && m->critical)
-            pthread_mutex_lock(l);
+    if (!m || m->critical) {   /* not stoppable here */
+        pthread_mutex_lock(l);
         return;
     }
+    if (pthread_mutex_trylock(l) == 0)
+        return;
     volatile uintptr_t here = 0;
     for (;;) {
         getcontext(&m->stopped_ctx);
@@ -125,18 +132,12 @@ __attribute__((noinline)) void stw_lock_blocking(pthread_mutex_t *l)
         __atomic_store_n(&m->block_state, STW_BLOCKED, __ATOMIC_SEQ_CST);
         if (!__atomic_load_n(&m->stop_pending, __ATOMIC_SEQ_CST))
             break;
-        AO_t blocked = STW_BLOCKED;
-        if (!__atomic_compare_exchange_n(&m->block_state, &blocked, STW_RUNNING, false,
-                                         __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+        if (!block_move(m, STW_BLOCKED, STW_RUNNING))
             break;   /* a stop counted it already */
         stw_park_pending(m);   /* a stop that signalled it, or a stale flag */
     }
     pthread_mutex_lock(l);
-    for (;;) {
-        AO_t blocked = STW_BLOCKED;
-        if (__atomic_compare_exchange_n(&m->block_state, &blocked, STW_RUNNING, false,
-                                        __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
-            break;
+    while (!block_move(m, STW_BLOCKED, STW_RUNNING)) {
         int w = __atomic_load_n(&resume_word, __ATOMIC_ACQUIRE);
         if (AO_load(&m->block_state) == STW_BLOCKED_STOPPED)
             syscall(SYS_futex, &resume_word, FUTEX_WAIT_PRIVATE, w, NULL, NULL, 0);
@@ -358,9 +359,7 @@ uint64_t stw_stop_world(void)
          * critical_leave too; and a thread blocked in stw_lock_blocking is stopped
          * already (see there). */
         __atomic_store_n(&m->stop_pending, 1, __ATOMIC_SEQ_CST);
-        AO_t blocked = STW_BLOCKED;
-        if (__atomic_compare_exchange_n(&m->block_state, &blocked, STW_BLOCKED_STOPPED,
-                                        false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+        if (block_move(m, STW_BLOCKED, STW_BLOCKED_STOPPED)) {
             m->stop_ns = 0;
             AO_store(&m->stop_seq, seq);
             continue;
@@ -399,11 +398,8 @@ uint64_t stw_start_world(void)
 {
     AO_t seq = AO_load(&stop_seq);
 #if GC_TSAN
-    for (struct mutator *m = stw_threads; m; m = m->next) {
-        AO_t stopped = STW_BLOCKED_STOPPED;
-        __atomic_compare_exchange_n(&m->block_state, &stopped, STW_BLOCKED, false,
-                                    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
-    }
+    for (struct mutator *m = stw_threads; m; m = m->next)
+        block_move(m, STW_BLOCKED_STOPPED, STW_BLOCKED);
 #endif
     AO_store_release(&resume_seq, seq);
     TSAN_RELEASE(&resume_word);

@@ -34,7 +34,7 @@
 atomic_word sweep_nfree[NUM_CLASSES + 1];
 atomic_word sweep_large_free_bytes;
 atomic_word sweep_gen = 2;
-volatile int sweep_active;   /* read without a lock: with __atomic loads */
+int sweep_active;   /* stored with release, read with sweep_is_active() */
 static atomic_word live_bytes;    /* this sweep generation: bytes found live */
 static atomic_word inflight;      /* spans claimed and being swept right now */
 
@@ -124,7 +124,7 @@ static struct span *sweep_one_locked(unsigned kind, unsigned cls, bool want, boo
 #define SWEEP_BUDGET 32
 struct span *sweep_for_class(unsigned kind, unsigned cls)
 {
-    if (!__atomic_load_n(&sweep_active, __ATOMIC_ACQUIRE))
+    if (!sweep_is_active())
         return NULL;
     for (int i = 0; i < SWEEP_BUDGET; i++) {
         bool none;
@@ -140,7 +140,7 @@ struct span *sweep_for_class(unsigned kind, unsigned cls)
 void sweep_some(unsigned n)
 {
     static atomic_word cursor;   /* kind * NUM_CLASSES + class - 1, shared loosely */
-    if (!__atomic_load_n(&sweep_active, __ATOMIC_ACQUIRE))
+    if (!sweep_is_active())
         return;
     for (unsigned tries = 0; n > 0 && tries < NUM_KINDS * NUM_CLASSES; tries++) {
         AO_t i = AO_load(&cursor) % (NUM_KINDS * NUM_CLASSES);
@@ -191,7 +191,7 @@ static void sweep_large_locked(struct span *s)
 /* Open a sweep generation (world stopped, caches flushed, the last sweep finished). */
 void sweep_begin(void)
 {
-    GC_ASSERT(!__atomic_load_n(&sweep_active, __ATOMIC_ACQUIRE) && AO_load(&inflight) == 0);
+    GC_ASSERT(!sweep_is_active() && AO_load(&inflight) == 0);
     alloc_lists_to_unswept();
     AO_store(&live_bytes, 0);
     AO_store(&sweep_gen, AO_load(&sweep_gen) + 2);
@@ -202,7 +202,7 @@ void sweep_begin(void)
  * those.  Returns the bytes found live in this generation. */
 uint64_t sweep_finish(void)
 {
-    if (!__atomic_load_n(&sweep_active, __ATOMIC_ACQUIRE))
+    if (!sweep_is_active())
         return AO_load(&live_bytes);
     for (int k = 0; k < NUM_KINDS; k++)
         for (unsigned c = 1; c <= NUM_CLASSES; c++) {

@@ -744,7 +744,7 @@ START_TEST(lazy_sweep_by_class)
     sweep_begin();
     AO_t gen = AO_load(&sweep_gen);
     note(gen == gen0 + 2, "sweep_gen %lu -> %lu", (unsigned long)gen0, (unsigned long)gen);
-    note(sweep_active, "sweep_begin left sweep_active clear");
+    note(sweep_is_active(), "sweep_begin left sweep_active clear");
     /* Every span is unswept now, and every small one is on its class's unswept list
      * (the caches were flushed, nothing was swept yet). */
     take_span_census(&sc0);
@@ -868,7 +868,7 @@ START_TEST(lazy_sweep_by_class)
          sc1.swept[KIND_SCAN][ca] + sc1.swept[KIND_SCAN][cb]);
 
     uint64_t live = sweep_finish();
-    note(!sweep_active, "sweep_finish left sweep_active set");
+    note(!sweep_is_active(), "sweep_finish left sweep_active set");
     int left = 0;
     for (unsigned k = 0; k < NUM_KINDS; k++)
         for (unsigned c = 1; c <= NUM_CLASSES; c++)

@@ -206,9 +206,12 @@ static uint64_t run_cycle(struct gc_cycle_info *ci, bool concurrent)
             barrier_flush(m);
         mark_finish(&marker);
         gc_barrier_active_ = 0;
-        /* Give back reserved slots (and their black marks) before alloc_black ends. */
-        for (struct mutator *m = stw_threads; m; m = m->next)
+        /* Give back reserved slots (and their black marks) before alloc_black ends;
+         * assist debt still owed belongs to this mark, not the next. */
+        for (struct mutator *m = stw_threads; m; m = m->next) {
             alloc_flush_cache(m);
+            m->assist_debt = 0;
+        }
         alloc_black = 0;
         if (opt.gccheckmark) {
             uint64_t missed = mark_check(&marker);

@@ -168,10 +168,16 @@ bool pacer_observe(struct pacer_state *s, const struct pacer_sample *x)
     return true;
 }
 
-/* The first trigger, 85% of the runway: the current fixed fraction (so a cycle.c
- * using this changes nothing until it has measured), inside the clamps and a little
- * later than their middle (82.5%), since the first cycles run on small heaps where
- * the 4 MB floor makes overshoot cheap and measuring early matters more. */
+/* The clamps.  Objects allocated during a mark are black, so what the program
+ * allocates between the trigger and the end of the mark survives that cycle and
+ * takes runway from the next one; the goal is set from what marking found, without
+ * it.  A cycle's allocation budget is therefore about the trigger's fraction of the
+ * runway, and the total marking goes as its inverse: a trigger at 70% of the runway
+ * (Go's earliest) marks 21% more than one at 85%.  So the trigger is never earlier
+ * than 85%: when the background share cannot finish in the last 15%, the assists,
+ * capped per allocation (pacer_assist_step), make up the rest.  Never later than 95%:
+ * some runway is always left.  The first trigger, with nothing measured, is the
+ * middle, 90%. */
 uint64_t pacer_trigger(const struct pacer_state *s, uint64_t live, uint64_t scan_expected,
                        uint64_t goal)
 {

@@ -20,9 +20,9 @@
 #define PACER_MIN_GOAL_BYTES ((uint64_t)4 << 20)   /* goal floor at GCPERCENT=100 (same as
                                                       internal.h's MIN_HEAP_GOAL) */
 #define PACER_BACKGROUND_UTILIZATION 0.25          /* share of procs marking in background */
-#define PACER_TRIGGER_MIN_PERCENT 70               /* trigger no earlier than 70% of runway */
+#define PACER_TRIGGER_MIN_PERCENT 85               /* trigger no earlier than 85% of runway */
 #define PACER_TRIGGER_MAX_PERCENT 95               /* and no later than 95% */
-#define PACER_TRIGGER_FIRST_PERCENT 85             /* before any cycle was measured */
+#define PACER_TRIGGER_FIRST_PERCENT 90             /* before any cycle was measured */
 #define PACER_LIMIT_HEADROOM_SHIFT 5               /* limit goal keeps 1/32 of it spare */
 #define PACER_LIMIT_MIN_HEADROOM_BYTES ((uint64_t)1 << 20)
 #define PACER_MIN_RUNWAY_SHIFT 5                   /* a limit goal is >= live + live/32 */
@@ -122,8 +122,8 @@ bool pacer_observe(struct pacer_state *s, const struct pacer_sample *x);
 /* Heap size (bytes) at which the next cycle starts.  Marking scan_expected_bytes
  * (live + roots) at PACER_BACKGROUND_UTILIZATION of the procs lets the mutators
  * allocate scan_expected * cons_mark * (1 - 0.25) / 0.25 bytes meanwhile; the trigger
- * is that far below the goal, clamped to [70%, 95%] of the runway (goal - live) above
- * live; 85% with no history (s NULL or s->cycles == 0).  goal <= live returns goal;
+ * is that far below the goal, clamped to [85%, 95%] of the runway (goal - live) above
+ * live; 90% with no history (s NULL or s->cycles == 0).  goal <= live returns goal;
  * goal UINT64_MAX returns UINT64_MAX. */
 uint64_t pacer_trigger(const struct pacer_state *s, uint64_t live, uint64_t scan_expected,
                        uint64_t goal);

@@ -309,13 +309,13 @@ END_TEST
 
 /* ---- trigger ------------------------------------------------------------------- */
 
-/* live 100 MiB, goal 200 MiB: runway 100 MiB; clamps at 170 MiB (178257920) and
- * 195 MiB (204472320); first trigger 185 MiB (193986560). */
+/* live 100 MiB, goal 200 MiB: runway 100 MiB; clamps at 185 MiB (193986560) and
+ * 195 MiB (204472320); first trigger 190 MiB (199229440). */
 #define T_LIVE (100 * MiB)
 #define T_GOAL (200 * MiB)
-#define T_LO UINT64_C(178257920)
+#define T_LO UINT64_C(193986560)
 #define T_HI UINT64_C(204472320)
-#define T_FIRST UINT64_C(193986560)
+#define T_FIRST UINT64_C(199229440)
 
 static struct pacer_state state_with(double cons_mark)
 {
@@ -333,31 +333,34 @@ START_TEST(trigger_first_cycle)
     ck_assert_uint_eq(s.cycles, 0);
     ck_assert_uint_eq(pacer_trigger(&s, T_LIVE, T_LIVE, T_GOAL), T_FIRST);
     ck_assert_uint_eq(pacer_trigger(NULL, T_LIVE, T_LIVE, T_GOAL), T_FIRST);
-    /* Rounding down: runway 10 bytes -> 8 (8.5), clamps 7 and 9 (9.5). */
-    ck_assert_uint_eq(pacer_trigger(NULL, 0, 0, 10), 8);
-    /* The 4 MiB floor with nothing live: 85% of 4 MiB = 3565158 (3565158.4). */
-    ck_assert_uint_eq(pacer_trigger(NULL, 0, 0, 4 * MiB), 3565158);
+    /* Rounding down: runway 10 bytes -> 9, clamps 8 (8.5) and 9 (9.5). */
+    ck_assert_uint_eq(pacer_trigger(NULL, 0, 0, 10), 9);
+    /* The 4 MiB floor with nothing live: 90% of 4 MiB = 3774873 (3774873.6). */
+    ck_assert_uint_eq(pacer_trigger(NULL, 0, 0, 4 * MiB), 3774873);
 }
 END_TEST
 
 START_TEST(trigger_from_rates)
 {
-    /* cons/mark 1/16, 100 MiB to scan: the mutators allocate 100 MiB * 1/16 * 3 =
-     * 18.75 MiB while 25% of the CPUs mark it, so trigger = 200 - 18.75 = 181.25 MiB
-     * = 190054400, inside the clamps. */
-    struct pacer_state s = state_with(0.0625);
-    ck_assert_uint_eq(pacer_trigger(&s, T_LIVE, T_LIVE, T_GOAL), 190054400);
-    /* With 10 MiB of roots more to scan: 110 * 3/16 = 20.625 MiB -> 179.375 MiB. */
-    ck_assert_uint_eq(pacer_trigger(&s, T_LIVE, T_LIVE + 10 * MiB, T_GOAL), 188088320);
+    /* cons/mark 1/32, 100 MiB to scan: the mutators allocate 100 MiB * 1/32 * 3 =
+     * 9.375 MiB while 25% of the CPUs mark it, so trigger = 200 - 9.375 = 190.625 MiB
+     * = 199884800, inside the clamps. */
+    struct pacer_state s = state_with(0.03125);
+    ck_assert_uint_eq(pacer_trigger(&s, T_LIVE, T_LIVE, T_GOAL), 199884800);
+    /* With 10 MiB of roots more to scan: 110 * 3/32 = 10.3125 MiB -> 189.6875 MiB. */
+    ck_assert_uint_eq(pacer_trigger(&s, T_LIVE, T_LIVE + 10 * MiB, T_GOAL), 198901760);
+    /* cons/mark 1/16 needs 18.75 MiB: 181.25 MiB is before the 85% clamp. */
+    s = state_with(0.0625);
+    ck_assert_uint_eq(pacer_trigger(&s, T_LIVE, T_LIVE, T_GOAL), T_LO);
 }
 END_TEST
 
 START_TEST(trigger_clamps)
 {
-    /* cons/mark 1/4: 75 MiB needed -> 125 MiB, below 70%: 170 MiB. */
+    /* cons/mark 1/4: 75 MiB needed -> 125 MiB, below 85%: 185 MiB. */
     struct pacer_state s = state_with(0.25);
     ck_assert_uint_eq(pacer_trigger(&s, T_LIVE, T_LIVE, T_GOAL), T_LO);
-    /* More needed than the whole runway: still 70%. */
+    /* More needed than the whole runway: still 85%. */
     s = state_with(10.0);
     ck_assert_uint_eq(pacer_trigger(&s, T_LIVE, T_LIVE, T_GOAL), T_LO);
     s = state_with(1e300);
@@ -391,7 +394,8 @@ START_TEST(observe_one_cycle)
     ck_assert(s.last_alloc_rate == 1.048576);    /* 10485760 B / 10^7 ns */
     ck_assert(s.last_scan_rate == 8.388608);     /* 167772160 B / (2 * 10^7) CPU-ns */
     ck_assert(s.last_utilization == 0.5);
-    ck_assert_uint_eq(pacer_trigger(&s, T_LIVE, T_LIVE, T_GOAL), 190054400);
+    /* 1/16 needs 18.75 MiB of the 100 MiB runway: 181.25 MiB, clamped to 85%. */
+    ck_assert_uint_eq(pacer_trigger(&s, T_LIVE, T_LIVE, T_GOAL), T_LO);
 }
 END_TEST
 
@@ -462,13 +466,15 @@ START_TEST(smoothing_converges)
     /* A rise: taken whole. */
     ck_assert(pacer_observe(&s, &one));
     ck_assert(s.cons_mark == 1.0);
-    /* The trigger follows: from cons/mark 1 (needs 300 MiB: clamped to 170 MiB) down
-     * to the steady 1/16 rate's 181.25 MiB. */
+    /* The trigger follows: from cons/mark 1 (needs 300 MiB: clamped to 185 MiB) down
+     * to the steady 1/32 rate's 190.625 MiB. */
     ck_assert_uint_eq(pacer_trigger(&s, T_LIVE, T_LIVE, T_GOAL), T_LO);
+    struct pacer_sample x32 = sample_16;
+    x32.alloc_bytes /= 2;
     for (int i = 0; i < 100; i++)
-        pacer_observe(&s, &sample_16);
-    ck_assert(s.cons_mark == 0.0625);
-    ck_assert_uint_eq(pacer_trigger(&s, T_LIVE, T_LIVE, T_GOAL), 190054400);
+        pacer_observe(&s, &x32);
+    ck_assert(s.cons_mark == 0.03125);
+    ck_assert_uint_eq(pacer_trigger(&s, T_LIVE, T_LIVE, T_GOAL), 199884800);
 }
 END_TEST
 

@@ -3,7 +3,8 @@
  * Heap memory comes from the OS in 64 MiB arenas, 64 MiB aligned, cut into 8 KiB
  * pages.  A span is a run of pages: in use (a span of small objects of one class, or
  * one large object) or free.  Free runs sit in bins by length (exact for 1..127 pages,
- * one best-fit list beyond) and coalesce with free neighbours when freed.  A two-level
+ * one best-fit list beyond), resident ones before those given back to the OS, and
+ * coalesce with free neighbours when freed.  A two-level
  * map (address >> 26 -> arena, then page -> span) answers "which span holds this
  * address?" in O(1) without a lock, which is what conservative scanning needs.
  */
@@ -129,14 +130,30 @@ static void map_clear(struct span *s)
 
 static unsigned bin_of(uint32_t npages) { return npages < 128 ? npages : 0; }
 
+/* Each bin lists its resident runs first and its released ones after them, so the
+ * head of a bin is resident if any of its runs is (bin_find prefers those: reusing
+ * released pages costs a page fault each). */
+static struct span *bin_tail[128];
+
 static void bin_insert(struct span *s)
 {
     unsigned b = bin_of(s->npages);
-    s->prev = NULL;
-    s->next = heap.bins[b];
-    if (s->next)
-        s->next->prev = s;
-    heap.bins[b] = s;
+    struct span *h = heap.bins[b];
+    if (s->released && h) {   /* after the last run */
+        struct span *t = bin_tail[b];
+        s->prev = t;
+        s->next = NULL;
+        t->next = s;
+        bin_tail[b] = s;
+    } else {
+        s->prev = NULL;
+        s->next = h;
+        if (h)
+            h->prev = s;
+        else
+            bin_tail[b] = s;
+        heap.bins[b] = s;
+    }
     heap.bin_mask[b >> 6] |= (uint64_t)1 << (b & 63);
 }
 
@@ -149,13 +166,30 @@ static void bin_remove(struct span *s)
         heap.bins[b] = s->next;
     if (s->next)
         s->next->prev = s->prev;
+    else
+        bin_tail[b] = s->prev;
     if (!heap.bins[b])
         heap.bin_mask[b >> 6] &= ~((uint64_t)1 << (b & 63));
 }
 
-/* Smallest free run of at least n pages, or NULL. */
+/* Is run a better fit for n pages than best?  Resident before released, then smaller,
+ * then lower. */
+static bool better_fit(const struct span *run, const struct span *best)
+{
+    if (!best)
+        return true;
+    if (run->released != best->released)
+        return !run->released;
+    if (run->npages != best->npages)
+        return run->npages < best->npages;
+    return run->base < best->base;
+}
+
+/* Smallest resident free run of at least n pages, else the smallest released one, or
+ * NULL. */
 static struct span *bin_find(size_t n)
 {
+    struct span *best = NULL;
     if (n < 128) {
         for (unsigned w = (unsigned)n >> 6; w < 2; w++) {
             uint64_t m = heap.bin_mask[w];
@@ -163,14 +197,17 @@ static struct span *bin_find(size_t n)
                 m &= ~(uint64_t)0 << (n & 63);
             if (w == 0)
                 m &= ~(uint64_t)1;     /* bin 0 holds the big runs: searched below */
-            if (m)
-                return heap.bins[w * 64 + (unsigned)__builtin_ctzll(m)];
+            for (; m; m &= m - 1) {
+                struct span *h = heap.bins[w * 64 + (unsigned)__builtin_ctzll(m)];
+                if (!h->released)
+                    return h;          /* resident, and the smallest such */
+                if (!best)
+                    best = h;          /* the smallest released: if nothing resident */
+            }
         }
     }
-    struct span *best = NULL;
     for (struct span *s = heap.bins[0]; s; s = s->next)
-        if (s->npages >= n && (!best || s->npages < best->npages ||
-                               (s->npages == best->npages && s->base < best->base)))
+        if (s->npages >= n && better_fit(s, best))
             best = s;
     return best;
 }
@@ -193,6 +230,26 @@ static void absorb(struct span *s, struct span *n)
     s->npages += n->npages;
     map_ends(n, NULL);   /* a free run's interior pages are already unmapped */
     desc_free(n);
+}
+
+/* Merge s (out of any bin) with the free runs on either side.  Two on one side at
+ * most: a resident run and the released tail the scavenger split from it. */
+static void coalesce(struct span *s)
+{
+    for (;;) {
+        struct span *left = s->base > AO_load(&heap.lo) ? heap_span_of(s->base - 1) : NULL;
+        if (!left || span_state(left) != SPAN_FREE)
+            break;
+        bin_remove(left);
+        absorb(s, left);
+    }
+    for (;;) {
+        struct span *right = heap_span_of(s->base + s->npages * PAGE_SIZE);
+        if (!right || span_state(right) != SPAN_FREE)
+            break;
+        bin_remove(right);
+        absorb(s, right);
+    }
 }
 
 /* ---- growing: commit the next piece of reserved space --------------------------------- */
@@ -246,11 +303,7 @@ static struct span *grow(size_t npages)
     span_publish(s, SPAN_FREE);
     heap.grow_next += bytes;
     HEAP_COUNT(pages_mapped, s->npages);
-    struct span *left = heap_span_of(s->base - 1);
-    if (left && span_state(left) == SPAN_FREE) {
-        bin_remove(left);
-        absorb(s, left);
-    }
+    coalesce(s);
     return s;
 }
 
@@ -322,18 +375,7 @@ static void free_locked(struct span *s)
     s->needzero = 1;
     s->released = 0;
     s->cls = 0;
-    if (s->base > AO_load(&heap.lo)) {
-        struct span *left = heap_span_of(s->base - 1);
-        if (left && span_state(left) == SPAN_FREE) {
-            bin_remove(left);
-            absorb(s, left);
-        }
-    }
-    struct span *right = heap_span_of(s->base + s->npages * PAGE_SIZE);
-    if (right && span_state(right) == SPAN_FREE) {
-        bin_remove(right);
-        absorb(s, right);
-    }
+    coalesce(s);
     map_ends(s, s);
     bin_insert(s);
 }
@@ -345,9 +387,36 @@ void heap_free_span(struct span *s)
     heap_unlock();
 }
 
-/* Return free runs to the OS, the biggest bins first (bin 0 holds the runs of 128
- * pages and more), until at least max_bytes went back; whole runs only.  One run per
- * hold of the heap lock, so allocation is never held up for more than one madvise. */
+/* Pages returned at a time when only part of a run is wanted (64 KiB). */
+#define RELEASE_GRAIN_PAGES 8
+
+/* Give back the last npages of free run s (heap lock held): the head stays free and
+ * resident in its bin, the tail becomes a run of its own.  Returns the tail, or s
+ * whole when it is not worth splitting or no descriptor is to be had. */
+static struct span *split_tail(struct span *s, uint32_t npages)
+{
+    if (npages + RELEASE_GRAIN_PAGES > s->npages)
+        return s;
+    struct span *t = desc_alloc();
+    if (!t)
+        return s;
+    bin_remove(s);
+    s->npages -= npages;
+    t->base = s->base + (uintptr_t)s->npages * PAGE_SIZE;
+    t->npages = npages;
+    t->needzero = s->needzero;
+    span_publish(t, SPAN_FREE);
+    map_ends(s, s);
+    map_ends(t, t);
+    bin_insert(s);
+    bin_insert(t);
+    return t;
+}
+
+/* Return free memory to the OS, the biggest bins first (bin 0 holds the runs of 128
+ * pages and more), until at least max_bytes went back: whole runs, and of the run that
+ * would overshoot only its tail, what is still wanted rounded up to 64 KiB.  One run
+ * per hold of the heap lock, so allocation is never held up for more than one madvise. */
 uint64_t heap_release_some(uint64_t max_bytes)
 {
     uint64_t bytes = 0;
@@ -360,9 +429,18 @@ uint64_t heap_release_some(uint64_t max_bytes)
             while (s && s->released)
                 s = s->next;
             if (s) {
+                uint64_t left = max_bytes - bytes;
+                uint64_t want = left / PAGE_SIZE + (left % PAGE_SIZE != 0);
+                if (want < s->npages) {
+                    want = (want + RELEASE_GRAIN_PAGES - 1) / RELEASE_GRAIN_PAGES *
+                           RELEASE_GRAIN_PAGES;
+                    s = split_tail(s, (uint32_t)want);
+                }
                 os_release((void *)s->base, s->npages * PAGE_SIZE);
+                bin_remove(s);
                 s->released = 1;
                 s->needzero = 0;
+                bin_insert(s);   /* behind the resident runs */
                 HEAP_COUNT(pages_released, s->npages);
                 bytes += s->npages * PAGE_SIZE;
             }

@@ -3,10 +3,12 @@
  * Free page runs stay mapped so the heap can reuse them without a fault; the scavenger
  * returns the surplus with madvise so the memory the process holds tracks the heap
  * goal: after each cycle it brings what is mapped and not released (heap pages, free or
- * not, and the collector's own metadata) down to pacer_scavenge_goal -- the goal plus
- * 10%, and under 95% of GCMEMLIMIT when one is set.  Whole free runs go back, biggest
- * bins first, one run per hold of the heap lock; the scavenger sleeps 1 ms between
- * steps of 16 MiB so a large release never holds the allocator up for long.  Pages
+ * not, and the collector's own metadata) down to pacer_scavenge_goal of the highest
+ * goal of the last half second -- that goal plus 10%, and under 95% of GCMEMLIMIT when
+ * one is set.  Free runs go back biggest bins first, whole, except the tail of the one
+ * that would overshoot; one run per hold of the heap lock; the scavenger sleeps 1 ms
+ * between steps of 16 MiB so a large release never holds the allocator up for long.
+ * When a higher goal ages out of the half second, a round runs by itself.  Pages
  * that are reused come back zeroed by the kernel (heap.c counts them out of
  * heap_released again).
  *
@@ -22,11 +24,49 @@
 #include <time.h>
 
 #define SCAV_STEP_BYTES ((uint64_t)16 << 20)
+#define SCAV_HOLD_NS ((uint64_t)500 * 1000 * 1000)
+#define SCAV_SLOT_NS ((uint64_t)100 * 1000 * 1000)
+#define SCAV_SLOTS 6
 
 static pthread_mutex_t scav_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t scav_cv = PTHREAD_COND_INITIALIZER;
 static uint64_t wakes, seen;        /* scav_wake calls, and those the thread took */
 static bool started;
+
+/* The highest goal in each of the last 100 ms slots (scavenger thread only).  The
+ * target is the highest goal of the cycles that ended in the last half second (up to
+ * 600 ms, by slots): a program whose live heap swings from cycle to cycle (a big
+ * structure built and dropped again and again) would otherwise see pages given back
+ * after one cycle and faulted in again after the next.  A higher goal that has aged
+ * out is let go by a round of its own. */
+static struct { uint64_t slot, goal; } recent[SCAV_SLOTS];
+
+static void recent_add(uint64_t now, uint64_t goal)
+{
+    uint64_t slot = now / SCAV_SLOT_NS + 1;   /* 0: never used */
+    unsigned i = (unsigned)(slot % SCAV_SLOTS);
+    if (recent[i].slot != slot) {
+        recent[i].slot = slot;
+        recent[i].goal = 0;
+    }
+    if (goal > recent[i].goal)
+        recent[i].goal = goal;
+}
+
+/* The goal to hold memory for, and when the highest of the recent ones ages out (0:
+ * the current goal is the highest). */
+static uint64_t held_goal(uint64_t now, uint64_t goal, uint64_t *until)
+{
+    uint64_t held = goal, cur = now / SCAV_SLOT_NS + 1;
+    uint64_t span = SCAV_HOLD_NS / SCAV_SLOT_NS;
+    *until = 0;
+    for (unsigned i = 0; i < SCAV_SLOTS; i++)
+        if (recent[i].slot && cur - recent[i].slot <= span && recent[i].goal > held) {
+            held = recent[i].goal;
+            *until = (recent[i].slot + span) * SCAV_SLOT_NS;   /* when it leaves */
+        }
+    return held;
+}
 
 static void trace_round(uint64_t released, uint64_t retained, uint64_t target)
 {
@@ -41,18 +81,26 @@ static void trace_round(uint64_t released, uint64_t retained, uint64_t target)
         trace_write(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
-/* One round: release until what is retained is at the target or nothing free is left. */
-static void scavenge_round(void)
+/* One round: release until what is retained is at the target or nothing free is left.
+ * Returns when to look again for a held goal that ages out, or 0. */
+static uint64_t scavenge_round(void)
 {
-    uint64_t released = 0, retained, target;
+    uint64_t released = 0, retained, target, until = 0, budget = UINT64_MAX;
     for (;;) {
         struct pacer_memory mem;
         cycle_memory_now(&mem);
         retained = mem.mapped_bytes;
-        target = pacer_scavenge_goal(AO_load(&cycle.next_gc), cycle.memory_limit);
-        if (retained <= target)
+        uint64_t goal = held_goal(os_now_ns(), AO_load(&cycle.next_gc), &until);
+        target = pacer_scavenge_goal(goal, cycle.memory_limit);
+        if (retained <= target || released >= budget)
             break;
         uint64_t want = retained - target;
+        /* No more than the surplus seen first: pages the program takes back meanwhile
+         * are its own business until the next round, not a chase. */
+        if (budget == UINT64_MAX)
+            budget = want;
+        if (want > budget - released)
+            want = budget - released;
         uint64_t got = heap_release_some(want < SCAV_STEP_BYTES ? want : SCAV_STEP_BYTES);
         released += got;
         if (got == 0)
@@ -62,19 +110,44 @@ static void scavenge_round(void)
     }
     if (opt.scavtrace)
         trace_round(released, retained, target);
+    /* Only worth a round of its own if memory would go back without the held goal. */
+    if (until && retained > pacer_scavenge_goal(AO_load(&cycle.next_gc), cycle.memory_limit))
+        return until;
+    return 0;
 }
 
 static void *scav_main(void *arg)
 {
     (void)arg;
     pthread_setname_np(pthread_self(), "tricolor-scav");
+    uint64_t recheck = 0;   /* CLOCK_MONOTONIC ns of a held goal's end, or 0 */
     pthread_mutex_lock(&scav_lock);
     for (;;) {
-        while (seen == wakes)
-            pthread_cond_wait(&scav_cv, &scav_lock);
+        bool woken = false;
+        while (seen == wakes) {
+            if (recheck == 0) {
+                pthread_cond_wait(&scav_cv, &scav_lock);
+                continue;
+            }
+            uint64_t now = os_now_ns();
+            if (now >= recheck)
+                break;
+            /* The condition variable's clock is CLOCK_REALTIME. */
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            uint64_t at = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec +
+                          (recheck - now);
+            ts.tv_sec = (time_t)(at / 1000000000u);
+            ts.tv_nsec = (long)(at % 1000000000u);
+            pthread_cond_timedwait(&scav_cv, &scav_lock, &ts);
+        }
+        if (seen != wakes)
+            woken = true;
         seen = wakes;
         pthread_mutex_unlock(&scav_lock);
-        scavenge_round();
+        if (woken)
+            recent_add(os_now_ns(), AO_load(&cycle.next_gc));
+        recheck = scavenge_round();
         pthread_mutex_lock(&scav_lock);
     }
     return NULL;

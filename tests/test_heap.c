@@ -42,7 +42,8 @@ static void count_inuse(struct span *s, void *arg)
 }
 
 /* Free runs sit in the right bin, map their first and last pages, have no free
- * neighbour (coalescing is complete), and add up to the counters; in-use spans map
+ * neighbour (coalescing is complete) but one released when they are not or the other
+ * way round (the scavenger's split), and add up to the counters; in-use spans map
  * every page and add up to pages_inuse and spans_inuse. */
 static void check_heap_at(int line)
 {
@@ -65,11 +66,13 @@ static void check_heap_at(int line)
                           (void *)s->base);
             ck_assert_msg(heap_span_of(END(s) - 1) == s, "line %d: last page of run %p", line,
                           (void *)s->base);
+            /* Only the scavenger leaves free runs side by side: a resident head and the
+             * released tail it split off. */
             struct span *l = heap_span_of(s->base - 1), *r = heap_span_of(END(s));
-            ck_assert_msg(!l || l->state != SPAN_FREE,
+            ck_assert_msg(!l || l->state != SPAN_FREE || l->released != s->released,
                           "line %d: free runs %p+%u and %p+%u are adjacent, not merged", line,
                           (void *)l->base, l->npages, (void *)s->base, s->npages);
-            ck_assert_msg(!r || r->state != SPAN_FREE,
+            ck_assert_msg(!r || r->state != SPAN_FREE || r->released != s->released,
                           "line %d: free runs %p+%u and %p+%u are adjacent, not merged", line,
                           (void *)s->base, s->npages, (void *)r->base, r->npages);
             free_pages += s->npages;
@@ -602,6 +605,59 @@ START_TEST(test_release)
 }
 END_TEST
 
+/* Releasing less than a run: only its tail goes back (rounded up to 64 KiB), the head
+ * stays resident; and allocation takes resident runs before released ones, even a
+ * bigger one over a released exact fit. */
+START_TEST(test_release_part_of_a_run)
+{
+    struct span *v[3];
+    v[0] = must_alloc(1);
+    v[1] = must_alloc(100);
+    v[2] = must_alloc(1);
+    require_adjacent(v, 3);
+    uintptr_t x = v[1]->base, rest = END(v[2]);
+    free_run_at(rest, 128 - 102);   /* what is left of the first 1 MiB */
+    heap_free_span(v[1]);
+    check_heap();
+
+    uint64_t before = heap.pages_released;
+    /* Biggest bins first: the 100-page run, of which 10 pages (then 16) are wanted. */
+    ck_assert_uint_eq(heap_release_some(10 * PAGE_SIZE), 16 * PAGE_SIZE);
+    ck_assert_uint_eq(heap.pages_released, before + 16);
+    ck_assert_uint_eq(free_run_at(x, 84)->released, 0);
+    ck_assert_uint_eq(free_run_at(x + 84 * PAGE_SIZE, 16)->released, 1);
+    check_heap();
+
+    /* 16 pages: the released run fits exactly, but the resident 26-page one wins. */
+    struct span *a = must_alloc(16);
+    ck_assert_msg(a->base == rest, "16 pages from %p, expected the resident run at %p",
+                  (void *)a->base, (void *)rest);
+    ck_assert_uint_eq(heap.pages_released, before + 16);
+    /* Again: 10 resident pages are left there, too few; the 84-page head is next. */
+    struct span *b = must_alloc(16);
+    ck_assert_msg(b->base == x, "16 pages from %p, expected the resident head at %p",
+                  (void *)b->base, (void *)x);
+    ck_assert_uint_eq(heap.pages_released, before + 16);
+    check_heap();
+    /* Nothing resident is big enough for 80 pages: a new chunk, the released run
+     * stays as it is. */
+    struct span *c = must_alloc(80);
+    ck_assert_uint_eq(heap.pages_released, before + 16);
+    ck_assert_uint_eq(free_run_at(x + 84 * PAGE_SIZE, 16)->released, 1);
+    check_heap();
+
+    heap_free_span(a);
+    heap_free_span(b);
+    heap_free_span(c);
+    heap_free_span(v[0]);
+    heap_free_span(v[2]);
+    check_heap();
+    heap_release_free();
+    ck_assert_uint_eq(heap.pages_released, heap.pages_mapped - heap.pages_inuse);
+    check_heap();
+}
+END_TEST
+
 /* gc_free_os_memory goes through the same path: memstats' heap_released follows. */
 START_TEST(test_release_memstats)
 {
@@ -688,6 +744,7 @@ static Suite *heap_suite(void)
     tc = tcase_create("release");
     tcase_add_checked_fixture(tc, setup, NULL);
     tcase_add_test(tc, test_release);
+    tcase_add_test(tc, test_release_part_of_a_run);
     tcase_add_test(tc, test_release_memstats);
     suite_add_tcase(s, tc);
 

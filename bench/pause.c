@@ -2,8 +2,10 @@
  * (a forest of complete binary trees of 4 MiB each), then churn: short-lived garbage
  * and a live edit every 1000 allocations, while the gap between edits is recorded as
  * the stall the mutator sees: the longest (max_stall_ms) and the 99th percentile
- * (p99_stall_ms).  With BENCH_SERIES=path every gap is written there at exit, one
- * line "seconds stall_ms" (seconds since the churn began; bench/plot draws them).
+ * (p99_stall_ms), and the CPU time the host took from the machine meanwhile (steal_ms,
+ * all CPUs: bench_steal_ms).  With BENCH_SERIES=path every gap is written there at
+ * exit, one line "seconds stall_ms" (seconds since the churn began; bench/plot draws
+ * them).
  * Usage: pause [live_mb] [churn_mb]
  */
 #include "peer.h"
@@ -75,7 +77,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "pause: out of memory\n");
         return 1;
     }
-    double max_gap = 0, churn0 = bench_now(), last = churn0;
+    double max_gap = 0, churn0 = bench_now(), last = churn0, steal0 = bench_steal_ms();
     long churned = 0, batch = 0;
     unsigned seed = 12345;
     while (churned < churn_mb << 20) {
@@ -105,6 +107,7 @@ int main(int argc, char **argv)
             last = now;
         }
     }
+    double steal_ms = bench_steal_ms() - steal0;
     long nodes = 0;
     for (long t = 0; t < ntrees; t++)
         nodes += count(forest[t]);
@@ -121,8 +124,9 @@ int main(int argc, char **argv)
     double p99 = ngaps ? gaps[(long)(0.99 * (ngaps - 1))] : 0;
     char extra[192];
     snprintf(extra, sizeof extra,
-             "live_mb=%ld nodes=%ld build_s=%.3f max_stall_ms=%.3f p99_stall_ms=%.3f",
-             live_mb, nodes, build_s, max_gap * 1e3, p99 * 1e3);
+             "live_mb=%ld nodes=%ld build_s=%.3f max_stall_ms=%.3f p99_stall_ms=%.3f "
+             "steal_ms=%.0f",
+             live_mb, nodes, build_s, max_gap * 1e3, p99 * 1e3, steal_ms);
     bench_report("pause", wall, cpu, extra);
     free(gaps);
     free(gap_end);

@@ -302,6 +302,23 @@ static inline long bench_rss_kb(void)
     return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
+/* CPU time the host kept from this (virtual) machine, all CPUs together, in ms since
+ * boot: the steal column of /proc/stat's "cpu" line; 0 where there is none.  A
+ * workload reports what accrued while it ran: a stall that coincides with steal is
+ * the machine's, not the collector's. */
+static inline double bench_steal_ms(void)
+{
+    unsigned long long v[8] = {0};
+    FILE *f = fopen("/proc/stat", "r");
+    if (f) {
+        if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+                   &v[3], &v[4], &v[5], &v[6], &v[7]) != 8)
+            v[7] = 0;
+        fclose(f);
+    }
+    return (double)v[7] * 1000.0 / (double)sysconf(_SC_CLK_TCK);
+}
+
 /* The file named by BENCH_SERIES, opened for writing, or NULL when it is not set (the
  * workloads that can write a time series for bench/plot only do it when asked). */
 static inline FILE *bench_series_open(void)

@@ -3,7 +3,7 @@
 // (a random leaf replaced by a new node) every 1000 allocations.  The gap between two
 // edits is the stall the mutator sees: the longest (max_stall_ms) and the 99th
 // percentile (p99_stall_ms); max_pause_ms is the runtime's longest stop-the-world
-// pause.  With BENCH_SERIES=path every gap is written there at exit, one line
+// pause; steal_ms is the CPU time the host took from the machine meanwhile.  With BENCH_SERIES=path every gap is written there at exit, one line
 // "seconds stall_ms" (seconds since the churn began).
 // Usage: pause-go [live_mb] [churn_mb]
 package main
@@ -66,6 +66,7 @@ func main() {
 	gaps := make([]float64, 0, maxGaps)
 	gapEnd := make([]float64, 0, maxGaps)
 	churn0 := benchNow()
+	steal0 := benchStealMS()
 	maxGap, last := 0.0, churn0
 	var churned, batch int64
 	var seed uint32 = 12345
@@ -101,6 +102,7 @@ func main() {
 		}
 	}
 	pSink = nil
+	stealMS := benchStealMS() - steal0
 	var nodes int64
 	for _, t := range forest {
 		nodes += pCount(t)
@@ -124,7 +126,7 @@ func main() {
 	if len(gaps) > 0 {
 		p99 = gaps[int(0.99*float64(len(gaps)-1))]
 	}
-	extra := fmt.Sprintf("live_mb=%d nodes=%d build_s=%.3f max_stall_ms=%.3f p99_stall_ms=%.3f",
-		liveMB, nodes, buildS, maxGap*1e3, p99*1e3)
+	extra := fmt.Sprintf("live_mb=%d nodes=%d build_s=%.3f max_stall_ms=%.3f p99_stall_ms=%.3f steal_ms=%.0f",
+		liveMB, nodes, buildS, maxGap*1e3, p99*1e3, stealMS)
 	benchReport("pause", wall, cpu, extra)
 }

@@ -123,7 +123,6 @@ static void *scav_main(void *arg)
     uint64_t recheck = 0;   /* CLOCK_MONOTONIC ns of a held goal's end, or 0 */
     pthread_mutex_lock(&scav_lock);
     for (;;) {
-        bool woken = false;
         while (seen == wakes) {
             if (recheck == 0) {
                 pthread_cond_wait(&scav_cv, &scav_lock);
@@ -141,8 +140,7 @@ static void *scav_main(void *arg)
             ts.tv_nsec = (long)(at % 1000000000u);
             pthread_cond_timedwait(&scav_cv, &scav_lock, &ts);
         }
-        if (seen != wakes)
-            woken = true;
+        bool woken = seen != wakes;   /* else the held goal's time is up */
         seen = wakes;
         pthread_mutex_unlock(&scav_lock);
         if (woken)

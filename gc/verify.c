@@ -76,6 +76,9 @@ static void check_span(struct span *s, void *arg)
 void verify_heap(void)
 {
     struct totals t = {0, 0, 0, 0};
+    /* The world is stopped, but not the scavenger, which splits and moves free runs
+     * under the heap lock: the page heap is read under it too. */
+    heap_lock();
     heap_for_each_span(check_span, &t);
 
     uint64_t free_pages = 0;
@@ -97,6 +100,7 @@ void verify_heap(void)
         gc_fatal_("verify: pages in use %llu (counted %llu), free %llu, mapped %llu",
                   (unsigned long long)heap.pages_inuse, (unsigned long long)t.pages,
                   (unsigned long long)free_pages, (unsigned long long)heap.pages_mapped);
+    heap_unlock();
 
     /* Every small span is cached or on its class's partial or full list, swept. */
     uint64_t listed = 0;

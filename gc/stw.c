@@ -44,6 +44,17 @@ static int stop_sig;
 static struct mutator *stopper;     /* the thread stopping the world (atomic: the
                                        stop signal's handler reads it) */
 
+#define STOP_SPIN_NS 50000   /* 50 us: a few times the usual time to stop */
+
+static inline void spin_pause(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 static void stop_here(struct mutator *m, const void *uctx)
 {
     AO_t seq = AO_load_acquire(&stop_seq);
@@ -306,6 +317,20 @@ void stw_unregister_self(void)
  * a later one.  A repeat is harmless: stop_here acknowledges each request once. */
 static void wait_acks(int n, AO_t seq)
 {
+    /* The acknowledgements come within microseconds: spin for them first.  A stopper
+     * that slept instead would be woken onto the CPU it slept on, and if a kernel
+     * thread took that CPU meanwhile, wait there for milliseconds while the CPU the
+     * stopped thread left stands idle; a spinning stopper is still runnable when that
+     * CPU goes idle, and is moved to it at once. */
+    uint64_t spin_until = os_now_ns() + STOP_SPIN_NS;
+    while (n > 0) {
+        if (sem_trywait(&ack_sem) == 0)
+            n--;
+        else if (os_now_ns() >= spin_until)
+            break;
+        else
+            spin_pause();
+    }
     int warn_ms = opt.stoptimeout, waited_ms = 0;
     const int slice_ms = GC_TSAN && warn_ms > 10 ? 10 : warn_ms;
     while (n > 0) {

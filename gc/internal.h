@@ -427,7 +427,7 @@ uint64_t mark_check(struct mark_state *ms);           /* gccheckmark; world stop
 void mark_abandon(struct mark_state *ms);             /* fork child: forget a mark */
 void mark_fork_child(void);                           /* fork child: grey_lock anew */
 bool mark_is_marked(uintptr_t obj);
-size_t mark_step(struct mark_state *ms);              /* scan up to 64; 0: empty */
+size_t mark_step(struct mark_state *ms);              /* scan up to 128; 0: empty */
 void mark_move_oldest(struct mark_range *dst, struct mark_state *src, size_t n);
 void mark_push_all(struct mark_state *ms, const struct mark_range *v, size_t n);
 bool mark_take_shared(struct mark_state *ms, size_t max);

@@ -33,6 +33,7 @@
 #ifndef PREFETCH_DEPTH
 #define PREFETCH_DEPTH 16
 #endif
+#define MARK_STEP_OBJECTS 128   /* a marker's unit of work, a few microseconds */
 
 /* Set while mutators may mark too (barrier flushes, assists): mark bits are then set
  * with a compare-and-swap so that exactly one marker pushes each object. */
@@ -163,11 +164,18 @@ static void rescan_span(struct span *s, void *arg)
         }
 }
 
-static void drain_stack(struct mark_state *ms)
+/* Scan grey objects off ms's stack until max objects are scanned, ms has scanned
+ * until_bytes in all, or the stack runs dry.  Each object passes through a FIFO of
+ * PREFETCH_DEPTH: prefetched when it is popped, scanned PREFETCH_DEPTH pops later, so
+ * its cache miss overlaps the scanning of the others.  Objects still in the FIFO at
+ * the end go back on the stack, in their order (in cache when popped again).
+ * Returns the objects scanned. */
+static size_t scan_some(struct mark_state *ms, size_t max, uint64_t until_bytes)
 {
     struct mark_range fifo[PREFETCH_DEPTH];
     unsigned head = 0, n = 0;
-    for (;;) {
+    size_t done = 0;
+    while (done < max && ms->bytes_scanned < until_bytes) {
         if (ms->top > 0 && n < PREFETCH_DEPTH) {
             struct mark_range r = ms->stack[--ms->top];
             __builtin_prefetch((const void *)r.lo);
@@ -175,12 +183,24 @@ static void drain_stack(struct mark_state *ms)
             continue;
         }
         if (n == 0)
-            return;
+            break;
         struct mark_range r = fifo[head];
         head = (head + 1) % PREFETCH_DEPTH;
         n--;
         mark_scan_range(ms, r.lo, r.hi);
+        done++;
     }
+    while (n > 0) {   /* newest first, so the oldest is on top again */
+        n--;
+        struct mark_range r = fifo[(head + n) % PREFETCH_DEPTH];
+        push(ms, r.lo, r.hi);
+    }
+    return done;
+}
+
+static void drain_stack(struct mark_state *ms)
+{
+    scan_some(ms, SIZE_MAX, UINT64_MAX);
 }
 
 void mark_drain(struct mark_state *ms)
@@ -285,19 +305,11 @@ bool mark_take_shared(struct mark_state *ms, size_t max)
     return n > 0;
 }
 
-/* One step of a marker: pop up to 64 grey objects, prefetch them all, then scan them.
- * Returns how many were scanned (0: ms is empty). */
+/* One step of a marker: scan up to MARK_STEP_OBJECTS grey objects.  Returns how
+ * many were scanned (0: ms is empty). */
 size_t mark_step(struct mark_state *ms)
 {
-    struct mark_range chunk[64];
-    size_t k = 0;
-    while (ms->top > 0 && k < 64)
-        chunk[k++] = ms->stack[--ms->top];
-    for (size_t j = 0; j < k; j++)
-        __builtin_prefetch((const void *)chunk[j].lo);
-    for (size_t j = 0; j < k; j++)
-        mark_scan_range(ms, chunk[j].lo, chunk[j].hi);
-    return k;
+    return scan_some(ms, MARK_STEP_OBJECTS, UINT64_MAX);
 }
 
 /* Move the n oldest entries of src (the bottom of its stack: the objects nearest the
@@ -369,8 +381,7 @@ uint64_t mark_assist(struct mark_state *ms, uint64_t budget)
             AO_store(&assists_hungry, 1);   /* the markers will offer some */
             break;
         }
-        struct mark_range r = ms->stack[--ms->top];
-        mark_scan_range(ms, r.lo, r.hi);
+        scan_some(ms, SIZE_MAX, start + budget);
     }
     if (ms->top > 0 || ms->overflowed)   /* hand back what is left */
         mark_give_shared(ms);

@@ -130,22 +130,29 @@ NO_SANITIZE static inline ALWAYS_INLINE void shade(struct mark_state *ms,
     }
 }
 
-/* Read every aligned word of [lo, hi) once and shade what it points to.  The memory
- * may belong to anyone (a stack, a data segment, an object being written), so the
- * sanitizers are told to look away. */
-NO_SANITIZE void mark_scan_range(struct mark_state *ms, uintptr_t lo, uintptr_t hi)
+/* Read every word of [lo, hi) (aligned) once and shade what it points to, given the
+ * heap's bounds.  The memory may belong to anyone (a stack, a data segment, an object
+ * being written), so the sanitizers are told to look away. */
+NO_SANITIZE static inline ALWAYS_INLINE void scan_words(struct mark_state *ms,
+                                                        struct arena *const *arenas,
+                                                        uintptr_t hlo, uintptr_t hspan,
+                                                        uintptr_t lo, uintptr_t hi)
 {
-    uintptr_t hlo = AO_load(&heap.lo), hhi = AO_load(&heap.hi);
-    uintptr_t hspan = hhi > hlo ? hhi - hlo : 0;   /* no arena yet: nothing can match */
-    struct arena *const *arenas = heap.arenas;
-    lo = (lo + sizeof(uintptr_t) - 1) & ~(uintptr_t)(sizeof(uintptr_t) - 1);
-    hi &= ~(uintptr_t)(sizeof(uintptr_t) - 1);
     for (uintptr_t p = lo; p < hi; p += sizeof(uintptr_t)) {
         uintptr_t w = *(volatile const uintptr_t *)p;
         if (w - hlo < hspan)
             shade(ms, arenas, w);
     }
     ms->bytes_scanned += hi > lo ? hi - lo : 0;
+}
+
+NO_SANITIZE void mark_scan_range(struct mark_state *ms, uintptr_t lo, uintptr_t hi)
+{
+    uintptr_t hlo = AO_load(&heap.lo), hhi = AO_load(&heap.hi);
+    uintptr_t hspan = hhi > hlo ? hhi - hlo : 0;   /* no arena yet: nothing can match */
+    lo = (lo + sizeof(uintptr_t) - 1) & ~(uintptr_t)(sizeof(uintptr_t) - 1);
+    hi &= ~(uintptr_t)(sizeof(uintptr_t) - 1);
+    scan_words(ms, heap.arenas, hlo, hspan, lo, hi);
 }
 
 static void rescan_span(struct span *s, void *arg)
@@ -170,8 +177,13 @@ static void rescan_span(struct span *s, void *arg)
  * its cache miss overlaps the scanning of the others.  Objects still in the FIFO at
  * the end go back on the stack, in their order (in cache when popped again).
  * Returns the objects scanned. */
-static size_t scan_some(struct mark_state *ms, size_t max, uint64_t until_bytes)
+NO_SANITIZE static size_t scan_some(struct mark_state *ms, size_t max, uint64_t until_bytes)
 {
+    /* The bounds are read once a step: an arena mapped meanwhile holds only objects
+     * allocated during this mark, black already.  Grey objects are aligned. */
+    uintptr_t hlo = AO_load(&heap.lo), hhi = AO_load(&heap.hi);
+    uintptr_t hspan = hhi > hlo ? hhi - hlo : 0;
+    struct arena *const *arenas = heap.arenas;
     struct mark_range fifo[PREFETCH_DEPTH];
     unsigned head = 0, n = 0;
     size_t done = 0;
@@ -187,7 +199,7 @@ static size_t scan_some(struct mark_state *ms, size_t max, uint64_t until_bytes)
         struct mark_range r = fifo[head];
         head = (head + 1) % PREFETCH_DEPTH;
         n--;
-        mark_scan_range(ms, r.lo, r.hi);
+        scan_words(ms, arenas, hlo, hspan, r.lo, r.hi);
         done++;
     }
     while (n > 0) {   /* newest first, so the oldest is on top again */

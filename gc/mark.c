@@ -184,28 +184,33 @@ NO_SANITIZE static size_t scan_some(struct mark_state *ms, size_t max, uint64_t 
     uintptr_t hlo = AO_load(&heap.lo), hhi = AO_load(&heap.hi);
     uintptr_t hspan = hhi > hlo ? hhi - hlo : 0;
     struct arena *const *arenas = heap.arenas;
-    struct mark_range fifo[PREFETCH_DEPTH];
+    /* Two arrays, and the entries read a field at a time: an entry popped is often
+     * one pushed a moment ago with two 8-byte stores, and a 16-byte load of it could
+     * not be forwarded from them (it waited for the stores to reach the cache). */
+    uintptr_t fifo_lo[PREFETCH_DEPTH], fifo_hi[PREFETCH_DEPTH];
     unsigned head = 0, n = 0;
     size_t done = 0;
     while (done < max && ms->bytes_scanned < until_bytes) {
         if (ms->top > 0 && n < PREFETCH_DEPTH) {
-            struct mark_range r = ms->stack[--ms->top];
-            __builtin_prefetch((const void *)r.lo);
-            fifo[(head + n++) % PREFETCH_DEPTH] = r;
+            const struct mark_range *r = &ms->stack[--ms->top];
+            unsigned k = (head + n++) % PREFETCH_DEPTH;
+            fifo_lo[k] = r->lo;
+            fifo_hi[k] = r->hi;
+            __builtin_prefetch((const void *)fifo_lo[k]);
             continue;
         }
         if (n == 0)
             break;
-        struct mark_range r = fifo[head];
+        uintptr_t lo = fifo_lo[head], hi = fifo_hi[head];
         head = (head + 1) % PREFETCH_DEPTH;
         n--;
-        scan_words(ms, arenas, hlo, hspan, r.lo, r.hi);
+        scan_words(ms, arenas, hlo, hspan, lo, hi);
         done++;
     }
     while (n > 0) {   /* newest first, so the oldest is on top again */
         n--;
-        struct mark_range r = fifo[(head + n) % PREFETCH_DEPTH];
-        push(ms, r.lo, r.hi);
+        unsigned k = (head + n) % PREFETCH_DEPTH;
+        push(ms, fifo_lo[k], fifo_hi[k]);
     }
     return done;
 }

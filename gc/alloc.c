@@ -515,7 +515,29 @@ static void *alloc_tiny(struct mutator *m, size_t n)
     return block;
 }
 
-static inline void *alloc_object(size_t n, unsigned kind)
+/* Zero a new small object.  Every class size is a multiple of 16 and every object
+ * 16-aligned; up to 128 bytes the stores are written out, so the fast path makes no
+ * call (a call would cost it the saving and restoring of registers). */
+typedef uint64_t zero16 __attribute__((vector_size(16), aligned(16)));
+static inline void zero_object(void *p, size_t size)
+{
+    zero16 *v = p, z = {0, 0};
+    switch (size >> 4) {
+    case 8: v[7] = z; __attribute__((fallthrough));
+    case 7: v[6] = z; __attribute__((fallthrough));
+    case 6: v[5] = z; __attribute__((fallthrough));
+    case 5: v[4] = z; __attribute__((fallthrough));
+    case 4: v[3] = z; __attribute__((fallthrough));
+    case 3: v[2] = z; __attribute__((fallthrough));
+    case 2: v[1] = z; __attribute__((fallthrough));
+    case 1: v[0] = z; break;
+    default: memset(p, 0, size);
+    }
+}
+
+/* Everything but a small object from a cached bitmap word: a thread not registered
+ * yet, size 0, tiny and large objects, and an empty cache slot. */
+static __attribute__((noinline)) void *alloc_object_slow(size_t n, unsigned kind)
 {
     struct mutator *m = self_or_register();
     if (unlikely(!m)) {
@@ -524,9 +546,20 @@ static inline void *alloc_object(size_t n, unsigned kind)
     }
     if (unlikely(n == 0))
         n = 1;
-    if (likely(n <= MAX_SMALL_SIZE)) {
-        if (kind == KIND_NOSCAN && n < TINY_SIZE)
-            return alloc_tiny(m, n);
+    if (n > MAX_SMALL_SIZE)
+        return alloc_large(m, n, kind);
+    if (kind == KIND_NOSCAN && n < TINY_SIZE)
+        return alloc_tiny(m, n);
+    return alloc_small_slow(m, kind, sc_of(n));
+}
+
+/* The fast path: a registered thread, a small object, a free slot in the cached
+ * bitmap word of its class. */
+static inline void *alloc_object(size_t n, unsigned kind)
+{
+    struct mutator *m = alloc_self;
+    if (likely(m != NULL) && likely(n - 1 < MAX_SMALL_SIZE) &&
+        !(kind == KIND_NOSCAN && n < TINY_SIZE)) {
         unsigned cls = sc_of(n);
         struct cache_slot *k = &m->cache[kind][cls];
         critical_enter(m);
@@ -536,16 +569,15 @@ static inline void *alloc_object(size_t n, unsigned kind)
             k->free = f & (f - 1);
             void *p = (void *)(k->base + ((uintptr_t)k->word * 64 + i) * k->size);
             if (k->needzero)
-                memset(p, 0, k->size);
+                zero_object(p, k->size);
             counter_add(&m->stats.nmalloc[cls], 1);
             HOLD_POINTER(p);
             critical_leave(m);
             return p;
         }
         critical_leave(m);
-        return alloc_small_slow(m, kind, cls);
     }
-    return alloc_large(m, n, kind);
+    return alloc_object_slow(n, kind);
 }
 
 void *gc_malloc(size_t size) { return alloc_object(size, KIND_SCAN); }

@@ -144,6 +144,52 @@ START_TEST(test_long_list)
 }
 END_TEST
 
+/* A marker's step (mark_step) scans at most 128 objects through its prefetch FIFO and
+ * puts back on the stack what it had prefetched but not scanned: over many steps every
+ * object is scanned exactly once (bytes_scanned would show a rescan or a loss). */
+enum { PAIRS = 1000 };
+
+START_TEST(test_steps_scan_each_once)
+{
+    uintptr_t roots[PAIRS];
+    for (int i = 0; i < PAIRS; i++) {
+        struct node *a = gc_malloc(sizeof *a), *b = gc_malloc(sizeof *b);
+        ck_assert_ptr_nonnull(a);
+        ck_assert_ptr_nonnull(b);
+        a->next = b;
+        a->value = b->value = (uintptr_t)i;
+        roots[i] = (uintptr_t)a;
+    }
+    struct mark_state ms;
+    mark_init(&ms, (size_t)1 << 16);
+    mark_scan_range(&ms, (uintptr_t)roots, (uintptr_t)(roots + PAIRS));
+    ck_assert_uint_eq(ms.top, PAIRS);
+    size_t total = 0, full_steps = 0;
+    for (;;) {
+        size_t before = ms.top;
+        size_t n = mark_step(&ms);
+        if (n == 0) {
+            ck_assert_uint_eq(before, 0);
+            break;
+        }
+        ck_assert_uint_le(n, 128);
+        full_steps += n == 128;
+        total += n;
+    }
+    ck_assert_uint_eq(total, 2 * PAIRS);
+    ck_assert_uint_ge(full_steps, 2 * PAIRS / 128 - 1);   /* the limit held, not less */
+    ck_assert_uint_eq(ms.objects_marked, 2 * PAIRS);
+    ck_assert_uint_eq(ms.bytes_scanned, sizeof roots + 2 * PAIRS * sizeof(struct node));
+    for (int i = 0; i < PAIRS; i++) {
+        struct node *a = (struct node *)roots[i];
+        ck_assert(slot_mark_bit(a) && slot_mark_bit(a->next));
+    }
+    ck_assert_uint_eq(marks_in_heap(), 2 * PAIRS);
+    mark_destroy(&ms);
+    clear_marks();
+}
+END_TEST
+
 /* Unreachable lists: a cycle frees (nearly) all of them.  Many short chains rather than
  * one long one, so that a stale copy of one pointer somewhere (conservative scanning
  * cannot tell) keeps at most one chain alive. */
@@ -449,6 +495,7 @@ static Suite *mark_suite(void)
     tcase_add_checked_fixture(tc, setup, NULL);
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_long_list);
+    tcase_add_test(tc, test_steps_scan_each_once);
     tcase_add_test(tc, test_unreachable_lists_freed);
     suite_add_tcase(s, tc);
 

@@ -36,7 +36,7 @@
 #define MARK_STEP_OBJECTS 128   /* a marker's unit of work, a few microseconds */
 
 /* Set while mutators may mark too (barrier flushes, assists): mark bits are then set
- * with a compare-and-swap so that exactly one marker pushes each object. */
+ * with a locked fetch-or (lock bts) so that exactly one marker pushes each object. */
 static volatile int mark_atomic;
 
 /* The shared grey list: work handed to the marker by barrier flushes, and work the

@@ -130,6 +130,48 @@ static void map_clear(struct span *s)
 
 static unsigned bin_of(uint32_t npages) { return npages < 128 ? npages : 0; }
 
+/* ---- pages returned to the OS ----------------------------------------------------
+ * Each page of a free run has a bit in its arena saying whether its memory went back
+ * to the OS (MADV_DONTNEED), and each free run counts its own (nreleased), so that a
+ * run merged from a released neighbour and a resident one, or split again, keeps the
+ * exact count: heap.pages_released is what the process really gave back, and the
+ * scavenger never chases pages it has returned already.  A run is allocated with its
+ * bits cleared. */
+
+enum { RELEASED_COUNT, RELEASED_SET, RELEASED_CLEAR };
+
+/* Count the released pages of [base, base + npages pages), then set or clear their
+ * bits (heap lock held).  A word of bits never straddles two arenas. */
+static uint32_t released_bits(uintptr_t base, uint32_t npages, int op)
+{
+    uint32_t n = 0;
+    while (npages) {
+        struct arena *a = MAP_LOAD(&heap.arenas[base >> ARENA_SHIFT]);
+        size_t pg = (base >> PAGE_SHIFT) & (ARENA_PAGES - 1);
+        unsigned bit = (unsigned)(pg & 63), k = 64 - bit < npages ? 64 - bit : npages;
+        uint64_t m = (k == 64 ? ~(uint64_t)0 : ((uint64_t)1 << k) - 1) << bit;
+        uint64_t *w = &a->released[pg >> 6];
+        n += (uint32_t)__builtin_popcountll(*w & m);
+        if (op == RELEASED_SET)
+            *w |= m;
+        else if (op == RELEASED_CLEAR)
+            *w &= ~m;
+        base += (uintptr_t)k * PAGE_SIZE;
+        npages -= k;
+    }
+    return n;
+}
+
+/* Split free run s at npages: the tail t takes its share of the released count. */
+static void released_split(struct span *s, struct span *t)
+{
+    t->nreleased = s->nreleased ? released_bits(t->base, t->npages, RELEASED_COUNT) : 0;
+    s->nreleased -= t->nreleased;
+    /* Pages given back read as zero: a run that is all such needs no zeroing. */
+    if (t->nreleased == t->npages)
+        t->needzero = 0;
+}
+
 /* Each bin lists its resident runs first and its released ones after them, so the
  * head of a bin is resident if any of its runs is (bin_find prefers those: reusing
  * released pages costs a page fault each). */
@@ -139,7 +181,7 @@ static void bin_insert(struct span *s)
 {
     unsigned b = bin_of(s->npages);
     struct span *h = heap.bins[b];
-    if (s->released && h) {   /* after the last run */
+    if (s->nreleased && h) {   /* after the last run */
         struct span *t = bin_tail[b];
         s->prev = t;
         s->next = NULL;
@@ -178,18 +220,54 @@ static bool better_fit(const struct span *run, const struct span *best)
 {
     if (!best)
         return true;
-    if (run->released != best->released)
-        return !run->released;
+    if ((run->nreleased != 0) != (best->nreleased != 0))
+        return !run->nreleased;
     if (run->npages != best->npages)
         return run->npages < best->npages;
     return run->base < best->base;
 }
 
-/* Smallest resident free run of at least n pages, else the smallest released one, or
- * NULL. */
-static struct span *bin_find(size_t n)
+/* Offset in pages of the first n pages in a row of free run s that are resident, or
+ * UINT32_MAX when it has none such. */
+static uint32_t resident_window(const struct span *s, uint32_t n)
 {
-    struct span *best = NULL;
+    if (!s->nreleased)
+        return 0;
+    if (s->npages - s->nreleased < n)
+        return UINT32_MAX;
+    uint32_t row = 0;
+    for (uint32_t i = 0; i < s->npages; i++) {
+        uintptr_t p = s->base + (uintptr_t)i * PAGE_SIZE;
+        struct arena *a = MAP_LOAD(&heap.arenas[p >> ARENA_SHIFT]);
+        size_t pg = (p >> PAGE_SHIFT) & (ARENA_PAGES - 1);
+        uint64_t w = a->released[pg >> 6];
+        if (pg % 64 == 0 && w == ~(uint64_t)0 && s->npages - i >= 64) {
+            row = 0;   /* 64 released pages */
+            i += 63;
+            continue;
+        }
+        if ((w >> (pg & 63)) & 1)
+            row = 0;
+        else if (++row == n)
+            return i + 1 - n;
+    }
+    return UINT32_MAX;
+}
+
+/* Free runs with some pages released looked at for resident ones, at most, per search. */
+#define MIXED_LOOK 32
+
+/* A free run for n pages and the offset (*off) to take them at: the smallest resident
+ * run; else, of the runs with some pages released (a run freed next to a released one
+ * merges with it), the first of MIXED_LOOK with n resident pages in a row, taken there;
+ * else the smallest released one, at its start (each of its released pages will cost
+ * a fault); or NULL. */
+static struct span *bin_find(size_t n, uint32_t *off)
+{
+    struct span *best = NULL, *mixed = NULL;
+    uint32_t mixed_off = 0;
+    unsigned looked = 0;
+    *off = 0;
     if (n < 128) {
         for (unsigned w = (unsigned)n >> 6; w < 2; w++) {
             uint64_t m = heap.bin_mask[w];
@@ -199,31 +277,52 @@ static struct span *bin_find(size_t n)
                 m &= ~(uint64_t)1;     /* bin 0 holds the big runs: searched below */
             for (; m; m &= m - 1) {
                 struct span *h = heap.bins[w * 64 + (unsigned)__builtin_ctzll(m)];
-                if (!h->released)
+                if (!h->nreleased)
                     return h;          /* resident, and the smallest such */
                 if (!best)
                     best = h;          /* the smallest released: if nothing resident */
+                for (struct span *r = h; r && !mixed && looked < MIXED_LOOK; r = r->next) {
+                    looked++;
+                    uint32_t o = resident_window(r, (uint32_t)n);
+                    if (o != UINT32_MAX) {
+                        mixed = r;
+                        mixed_off = o;
+                    }
+                }
             }
         }
     }
-    for (struct span *s = heap.bins[0]; s; s = s->next)
-        if (s->npages >= n && better_fit(s, best))
+    struct span *big = NULL;
+    for (struct span *s = heap.bins[0]; s; s = s->next) {
+        if (s->npages < n)
+            continue;
+        if (!s->nreleased) {
+            if (!big || s->npages < big->npages || (s->npages == big->npages && s->base < big->base))
+                big = s;
+        } else if (!mixed && looked < MIXED_LOOK) {
+            looked++;
+            uint32_t o = resident_window(s, (uint32_t)n);
+            if (o != UINT32_MAX) {
+                mixed = s;
+                mixed_off = o;
+            }
+        }
+        if (better_fit(s, best))
             best = s;
+    }
+    if (big)
+        return big;
+    if (mixed) {
+        *off = mixed_off;
+        return mixed;
+    }
     return best;
 }
 
 /* Merge s with a free neighbour n (n already out of its bin). */
 static void absorb(struct span *s, struct span *n)
 {
-    if (n->released != s->released) {
-        /* Mixed: count the whole run as not released (we may over-count RSS, never
-         * under-count it). */
-        if (n->released)
-            HEAP_COUNT(pages_released, -(AO_t)n->npages);
-        if (s->released)
-            HEAP_COUNT(pages_released, -(AO_t)s->npages);
-        s->released = 0;
-    }
+    s->nreleased += n->nreleased;   /* the pages keep their bits */
     s->needzero |= n->needzero;
     if (n->base < s->base)
         s->base = n->base;
@@ -316,9 +415,24 @@ struct span *heap_alloc_span(size_t npages)
         return NULL;
     }
     heap_lock();
-    struct span *s = bin_find(npages);
+    uint32_t off;
+    struct span *s = bin_find(npages, &off);
     if (s) {
         bin_remove(s);
+        struct span *h = off ? desc_alloc() : NULL;
+        if (h) {
+            /* Resident pages inside a partly released run: the head before them stays
+             * free, a run of its own. */
+            h->base = s->base;
+            h->npages = off;
+            h->needzero = s->needzero;
+            s->base += (uintptr_t)off * PAGE_SIZE;
+            s->npages -= off;
+            released_split(s, h);
+            span_publish(h, SPAN_FREE);
+            map_ends(h, h);
+            bin_insert(h);
+        }
     } else {
         s = grow(npages);
         if (!s) {
@@ -340,16 +454,18 @@ struct span *heap_alloc_span(size_t npages)
         t->base = s->base + npages * PAGE_SIZE;
         t->npages = s->npages - (uint32_t)npages;
         span_publish(t, SPAN_FREE);
-        t->released = s->released;
         t->needzero = s->needzero;
         s->npages = (uint32_t)npages;
+        released_split(s, t);
         map_ends(t, t);
         bin_insert(t);
     }
-    if (s->released) {
-        HEAP_COUNT(pages_released, -(AO_t)s->npages);
-        s->released = 0;
-        s->needzero = 0;      /* pages given back with MADV_DONTNEED read as zero */
+    if (s->nreleased) {
+        HEAP_COUNT(pages_released, -(AO_t)s->nreleased);
+        if (s->nreleased == s->npages)
+            s->needzero = 0;  /* pages given back with MADV_DONTNEED read as zero */
+        released_bits(s->base, s->npages, RELEASED_CLEAR);
+        s->nreleased = 0;
     }
     span_publish(s, SPAN_INIT);   /* the caller fills it in and publishes it */
     AO_store(&s->sweepgen, AO_load(&sweep_gen));   /* born swept */
@@ -373,7 +489,7 @@ static void free_locked(struct span *s)
     }
     span_publish(s, SPAN_FREE);
     s->needzero = 1;
-    s->released = 0;
+    s->nreleased = 0;   /* its bits were cleared when it was allocated */
     s->cls = 0;
     coalesce(s);
     map_ends(s, s);
@@ -405,6 +521,7 @@ static struct span *split_tail(struct span *s, uint32_t npages)
     t->base = s->base + (uintptr_t)s->npages * PAGE_SIZE;
     t->npages = npages;
     t->needzero = s->needzero;
+    released_split(s, t);
     span_publish(t, SPAN_FREE);
     map_ends(s, s);
     map_ends(t, t);
@@ -426,7 +543,7 @@ uint64_t heap_release_some(uint64_t max_bytes)
             struct mutator *self = critical_enter_self();   /* see internal.h */
             heap_lock();
             struct span *s = heap.bins[b];
-            while (s && s->released)
+            while (s && s->nreleased == s->npages)
                 s = s->next;
             if (s) {
                 uint64_t left = max_bytes - bytes;
@@ -438,11 +555,13 @@ uint64_t heap_release_some(uint64_t max_bytes)
                 }
                 os_release((void *)s->base, s->npages * PAGE_SIZE);
                 bin_remove(s);
-                s->released = 1;
+                uint32_t fresh = s->npages - s->nreleased;
+                released_bits(s->base, s->npages, RELEASED_SET);
+                s->nreleased = s->npages;
                 s->needzero = 0;
                 bin_insert(s);   /* behind the resident runs */
-                HEAP_COUNT(pages_released, s->npages);
-                bytes += s->npages * PAGE_SIZE;
+                HEAP_COUNT(pages_released, fresh);
+                bytes += (uint64_t)fresh * PAGE_SIZE;
             }
             heap_unlock();
             critical_leave_self(self);

@@ -149,12 +149,12 @@ struct span {
     uint8_t kind;               /* enum alloc_kind */
     uint8_t noscan;             /* kind != KIND_SCAN: objects are never scanned */
     uint8_t needzero;           /* memory may be dirty: zero objects on allocation */
-    uint8_t released;           /* FREE spans: pages were returned to the OS */
     uint8_t list;               /* enum span_list: which central list it is on */
     uint8_t cached;             /* held by a thread cache */
     uint32_t size;              /* object size in bytes (npages * PAGE_SIZE if large) */
     uint32_t nelems;            /* object slots */
     uint32_t div_mul;           /* see struct size_class */
+    uint32_t nreleased;         /* FREE spans: of its pages, those returned to the OS */
     atomic_word sweepgen;       /* sweep_gen: swept; -1: being swept; -2: to sweep */
     struct span *next, *prev;   /* free-run bin or central partial list */
     atomic_word *tiny_bounds;   /* KIND_TINY: per block, bit o = an object starts at
@@ -166,6 +166,8 @@ struct span {
 
 struct arena {
     struct span *spans[ARENA_PAGES];   /* page -> span; free runs map first and last page */
+    uint64_t released[ARENA_PAGES / 64];   /* page returned to the OS (free runs only);
+                                              heap.lock */
 };
 
 static inline unsigned span_state(const struct span *s)

@@ -29,6 +29,21 @@ static void setup(void)
 
 struct walk { uint64_t spans, pages; };
 
+/* The released bits of a run's pages, counted one page at a time. */
+static uint32_t page_bits(const struct span *s)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < s->npages; i++) {
+        uintptr_t p = s->base + (uintptr_t)i * PAGE_SIZE;
+        struct arena *a = heap.arenas[p >> ARENA_SHIFT];
+        size_t pg = (p >> PAGE_SHIFT) & (ARENA_PAGES - 1);
+        n += (a->released[pg / 64] >> (pg % 64)) & 1;
+    }
+    return n;
+}
+
+static bool all_released(const struct span *s) { return s->nreleased == s->npages; }
+
 static void count_inuse(struct span *s, void *arg)
 {
     struct walk *w = arg;
@@ -37,14 +52,16 @@ static void count_inuse(struct span *s, void *arg)
     for (uint32_t i = 0; i < s->npages; i++)
         ck_assert_msg(heap_span_of(s->base + i * PAGE_SIZE) == s,
                       "page %u of in-use span %p does not map to it", i, (void *)s->base);
+    ck_assert_msg(page_bits(s) == 0, "in-use span %p has released bits", (void *)s->base);
     w->spans++;
     w->pages += s->npages;
 }
 
 /* Free runs sit in the right bin, map their first and last pages, have no free
- * neighbour (coalescing is complete) but one released when they are not or the other
- * way round (the scavenger's split), and add up to the counters; in-use spans map
- * every page and add up to pages_inuse and spans_inuse. */
+ * neighbour (coalescing is complete) unless one of the two is all released (the
+ * scavenger's split), count their released pages exactly (the arena's bits), and add
+ * up to the counters; in-use spans map every page, have no released bit set, and add
+ * up to pages_inuse and spans_inuse. */
 static void check_heap_at(int line)
 {
     heap_lock();
@@ -66,18 +83,21 @@ static void check_heap_at(int line)
                           (void *)s->base);
             ck_assert_msg(heap_span_of(END(s) - 1) == s, "line %d: last page of run %p", line,
                           (void *)s->base);
-            /* Only the scavenger leaves free runs side by side: a resident head and the
-             * released tail it split off. */
+            /* Only the scavenger leaves free runs side by side: a head and the tail it
+             * split off and released. */
             struct span *l = heap_span_of(s->base - 1), *r = heap_span_of(END(s));
-            ck_assert_msg(!l || l->state != SPAN_FREE || l->released != s->released,
+            ck_assert_msg(!l || l->state != SPAN_FREE || all_released(l) || all_released(s),
                           "line %d: free runs %p+%u and %p+%u are adjacent, not merged", line,
                           (void *)l->base, l->npages, (void *)s->base, s->npages);
-            ck_assert_msg(!r || r->state != SPAN_FREE || r->released != s->released,
+            ck_assert_msg(!r || r->state != SPAN_FREE || all_released(r) || all_released(s),
                           "line %d: free runs %p+%u and %p+%u are adjacent, not merged", line,
                           (void *)s->base, s->npages, (void *)r->base, r->npages);
+            uint32_t bits = page_bits(s);
+            ck_assert_msg(bits == s->nreleased, "line %d: run %p+%u counts %u released "
+                          "pages, its bits %u", line, (void *)s->base, s->npages,
+                          s->nreleased, bits);
             free_pages += s->npages;
-            if (s->released)
-                released += s->npages;
+            released += s->nreleased;
         }
     }
     struct walk w = {0, 0};
@@ -565,7 +585,7 @@ START_TEST(test_release)
     uint64_t bytes = heap_release_free();
     ck_assert_uint_eq(heap.pages_released, free_pages);    /* every free page */
     ck_assert_uint_eq(bytes, (free_pages - before) * PAGE_SIZE);
-    ck_assert_uint_eq(free_run_at(x, 20)->released, 1);
+    ck_assert_uint_eq(free_run_at(x, 20)->nreleased, 20);
     check_heap();
     ck_assert_uint_eq(heap_release_free(), 0);   /* nothing left to release */
     ck_assert_uint_eq(heap.pages_released, free_pages);
@@ -575,7 +595,7 @@ START_TEST(test_release)
     struct span *y = must_alloc(20);
     ck_assert_uint_eq(y->base, x);
     ck_assert_uint_eq(heap.pages_released, free_pages - 20);
-    ck_assert_uint_eq(y->released, 0);
+    ck_assert_uint_eq(y->nreleased, 0);
     ck_assert_uint_eq(y->needzero, 0);
     for (size_t i = 0; i < 20 * PAGE_SIZE; i += 512)
         ck_assert_msg(((volatile unsigned char *)x)[i] == 0, "byte %zu of a released page "
@@ -586,21 +606,81 @@ START_TEST(test_release)
      * the run stays released. */
     struct span *z = must_alloc(5);
     ck_assert_uint_eq(heap.pages_released, free_pages - 25);
-    ck_assert_uint_eq(z->released, 0);
+    ck_assert_uint_eq(z->nreleased, 0);
     check_heap();
 
-    /* Freeing next to a released run merges them; the merged run counts as not
-     * released, and the counter follows. */
+    /* Freeing next to a released run merges them; the merged run keeps its released
+     * pages counted, page for page (check_heap compares the bits), so the count does
+     * not move, and releasing everything gives back exactly the resident pages. */
+    uintptr_t zbase = z->base;
     heap_free_span(z);
     check_heap();
+    ck_assert_uint_eq(heap.pages_released, free_pages - 25);
+    struct span *merged = heap_span_of(zbase);
+    ck_assert_uint_eq(merged->state, SPAN_FREE);
+    ck_assert_uint_gt(merged->npages, 5);   /* z and the released rest of its run */
+    ck_assert_uint_eq(merged->nreleased, merged->npages - 5);
     heap_free_span(y);
     check_heap();
+    ck_assert_uint_eq(heap.pages_released, free_pages - 25);
     heap_free_span(v[0]);
     heap_free_span(v[2]);
     check_heap();
-    ck_assert_uint_le(heap.pages_released, heap.pages_mapped - heap.pages_inuse);
-    heap_release_free();
-    ck_assert_uint_eq(heap.pages_released, heap.pages_mapped - heap.pages_inuse);
+    uint64_t released_before = heap.pages_released;
+    uint64_t idle = heap.pages_mapped - heap.pages_inuse;
+    ck_assert_uint_eq(heap_release_free(), (idle - released_before) * PAGE_SIZE);
+    ck_assert_uint_eq(heap.pages_released, idle);
+    check_heap();
+
+    /* A run taken from a mixed one: its released pages come off the count and their
+     * bits are cleared (check_heap: no in-use span has one). */
+    struct span *w = must_alloc(30);
+    ck_assert_uint_eq(heap.pages_released, idle - 30);
+    check_heap();
+    heap_free_span(w);
+    check_heap();
+}
+END_TEST
+
+/* A span freed next to a released run merges with it into a run partly released.
+ * Allocation takes the resident pages of such a run, where they are, before it faults
+ * in released ones; the released head stays a free run of its own. */
+START_TEST(test_mixed_run_resident_first)
+{
+    struct span *v[4];
+    v[0] = must_alloc(1);
+    v[1] = must_alloc(4);
+    v[2] = must_alloc(6);
+    v[3] = must_alloc(1);
+    require_adjacent(v, 4);
+    uintptr_t x = v[1]->base;
+    memset((void *)v[2]->base, 0xcd, 6 * PAGE_SIZE);
+    heap_free_span(v[1]);
+    heap_release_free();   /* every free page, v[1]'s four among them */
+    ck_assert_uint_eq(free_run_at(x, 4)->nreleased, 4);
+    heap_free_span(v[2]);   /* merges: 4 released pages, then 6 resident */
+    check_heap();
+    struct span *m = free_run_at(x, 10);
+    ck_assert_uint_eq(m->nreleased, 4);
+    ck_assert_uint_eq(heap.pages_released, heap.pages_mapped - heap.pages_inuse - 6);
+
+    uint64_t released = heap.pages_released;
+    struct span *y = must_alloc(3);
+    ck_assert_uint_eq(y->base, x + 4 * PAGE_SIZE);   /* the resident pages */
+    ck_assert_uint_eq(heap.pages_released, released);   /* nothing faulted in */
+    ck_assert_uint_eq(y->needzero, 1);                    /* they were written */
+    struct span *h = free_run_at(x, 4);
+    ck_assert_uint_eq(h->nreleased, 4);
+    ck_assert_uint_eq(h->needzero, 0);
+    check_heap();
+
+    /* Once no resident page is left, released ones are taken (and come off the count). */
+    struct span *z = must_alloc(3);
+    ck_assert_uint_eq(z->base, x + 7 * PAGE_SIZE);
+    check_heap();
+    struct span *u = must_alloc(4);
+    ck_assert_uint_eq(heap.pages_released, released - u->npages);
+    ck_assert_uint_eq(u->needzero, 0);
     check_heap();
 }
 END_TEST
@@ -624,8 +704,8 @@ START_TEST(test_release_part_of_a_run)
     /* Biggest bins first: the 100-page run, of which 10 pages (then 16) are wanted. */
     ck_assert_uint_eq(heap_release_some(10 * PAGE_SIZE), 16 * PAGE_SIZE);
     ck_assert_uint_eq(heap.pages_released, before + 16);
-    ck_assert_uint_eq(free_run_at(x, 84)->released, 0);
-    ck_assert_uint_eq(free_run_at(x + 84 * PAGE_SIZE, 16)->released, 1);
+    ck_assert_uint_eq(free_run_at(x, 84)->nreleased, 0);
+    ck_assert_uint_eq(free_run_at(x + 84 * PAGE_SIZE, 16)->nreleased, 16);
     check_heap();
 
     /* 16 pages: the released run fits exactly, but the resident 26-page one wins. */
@@ -643,7 +723,7 @@ START_TEST(test_release_part_of_a_run)
      * stays as it is. */
     struct span *c = must_alloc(80);
     ck_assert_uint_eq(heap.pages_released, before + 16);
-    ck_assert_uint_eq(free_run_at(x + 84 * PAGE_SIZE, 16)->released, 1);
+    ck_assert_uint_eq(free_run_at(x + 84 * PAGE_SIZE, 16)->nreleased, 16);
     check_heap();
 
     heap_free_span(a);
@@ -744,6 +824,7 @@ static Suite *heap_suite(void)
     tc = tcase_create("release");
     tcase_add_checked_fixture(tc, setup, NULL);
     tcase_add_test(tc, test_release);
+    tcase_add_test(tc, test_mixed_run_resident_first);
     tcase_add_test(tc, test_release_part_of_a_run);
     tcase_add_test(tc, test_release_memstats);
     suite_add_tcase(s, tc);

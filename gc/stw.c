@@ -418,7 +418,11 @@ uint64_t stw_stop_world(void)
 /* Resuming does not wait for the threads to run again: on a machine with fewer cores
  * than runnable threads that would time the scheduler, not the pause.  A thread that
  * has not woken yet when the next stop begins leaves its wait (resume_seq moved on),
- * then takes the next stop signal, which stayed blocked while its handler ran. */
+ * then takes the next stop signal, which stayed blocked while its handler ran.
+ * For the same reason the pause ends when the world is released, before the futex
+ * wake: the kernel may hand this thread's CPU to the threads it wakes before the
+ * call returns (seen: binarytrees -t 2, three program threads on two cores, the call
+ * returning 2-5 ms after the world ran again), and that is the program running. */
 uint64_t stw_start_world(void)
 {
     AO_t seq = AO_load(&stop_seq);
@@ -429,10 +433,10 @@ uint64_t stw_start_world(void)
     AO_store_release(&resume_seq, seq);
     TSAN_RELEASE(&resume_word);
     __atomic_add_fetch(&resume_word, 1, __ATOMIC_RELEASE);
+    uint64_t now = os_now_ns();
     syscall(SYS_futex, &resume_word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
     /* Returned, not only recorded: stw_last_stop belongs to the next stopper as soon
      * as the registry lock is released. */
-    uint64_t now = os_now_ns();
     stw_last_stop.resume_ns = now;
     __atomic_store_n(&stopper, NULL, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&stw_registry_lock);

@@ -258,10 +258,20 @@ static inline int peer_thread_create(pthread_t *t, void *(*fn)(void *), void *ar
     return pthread_create(t, NULL, fn, arg);
 #endif
 }
+/* Tricolor: the waiting thread joins inside gc_do_blocking, as a program whose threads
+ * wait in the kernel should, so stopping the world need not signal and wake it. */
+#if defined(PEER_TRICOLOR) || defined(PEER_TRICOLOR_STW)
+static inline void *peer_join_blocking(void *t)
+{
+    return (void *)(intptr_t)pthread_join(*(pthread_t *)t, NULL);
+}
+#endif
 static inline int peer_thread_join(pthread_t t)
 {
 #if defined(PEER_BOEHM) || defined(PEER_BOEHM_INCR)
     return GC_pthread_join(t, NULL);
+#elif defined(PEER_TRICOLOR) || defined(PEER_TRICOLOR_STW)
+    return (int)(intptr_t)gc_do_blocking(peer_join_blocking, &t);
 #else
     return pthread_join(t, NULL);
 #endif

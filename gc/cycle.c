@@ -403,6 +403,34 @@ static void start_worker(void)
     worker_started = true;
 }
 
+/* Wait, with cycle.lock held (released on return), until `*count` reaches target --
+ * or, with `first` set, until marked does, and if it has already, until reported does
+ * (a pacer request past the hard goal; see request).  A program thread waits in a
+ * blocking region: the pauses of the cycle it waits for count it as stopped instead of
+ * signalling it awake, which costs milliseconds where waking an idle CPU does.  The
+ * region needs this frame live throughout, hence noinline; the lock is dropped around
+ * entering and leaving it, as either may wait for a stop to end. */
+static __attribute__((noinline)) void wait_cycle(const uint32_t *count, uint32_t target,
+                                                 bool first)
+{
+    struct mutator *m = alloc_self;
+    bool region = m && !m->blocking && !m->collector;
+    __builtin_unwind_init();
+    if (region) {
+        pthread_mutex_unlock(&cycle.lock);
+        stw_block_enter(m);
+        pthread_mutex_lock(&cycle.lock);
+    }
+    if (first && marked >= target)
+        count = &reported;   /* its sweep is bringing the heap down: wait for its goal */
+    while (*(volatile const uint32_t *)count < target)
+        pthread_cond_wait(&cycle_cv, &cycle.lock);
+    pthread_mutex_unlock(&cycle.lock);
+    if (region)
+        stw_block_leave(m);
+    __asm__ volatile("" ::: "memory");
+}
+
 static void request(enum cycle_why why)
 {
     stw_lock_blocking(&cycle.lock);
@@ -439,16 +467,10 @@ static void request(enum cycle_why why)
                             : pacer_hard_goal(goal);
         bool past = goal != UINT64_MAX && live > hard && !on_worker;
         if (past && requested > done) {
-            uint32_t target = requested;
-            if (marked < target) {
-                while (marked < target)
-                    pthread_cond_wait(&cycle_cv, &cycle.lock);
-            } else {
-                /* Its mark is over and its sweep is bringing the heap down; the goal
-                 * the sweep ends with is not known yet: wait for it. */
-                while (reported < target)
-                    pthread_cond_wait(&cycle_cv, &cycle.lock);
-            }
+            /* Until its mark is over; if it is, until its sweep has brought the heap
+             * down and set the goal the sweep ends with. */
+            wait_cycle(&marked, requested, true);
+            return;
         }
         pthread_mutex_unlock(&cycle.lock);
         return;
@@ -459,9 +481,7 @@ static void request(enum cycle_why why)
     if (why == WHY_FORCED)
         forced_pending++;
     pthread_cond_broadcast(&cycle_cv);
-    while (reported < target)   /* finished, and its hooks have run */
-        pthread_cond_wait(&cycle_cv, &cycle.lock);
-    pthread_mutex_unlock(&cycle.lock);
+    wait_cycle(&reported, target, false);   /* finished, and its hooks have run */
 }
 
 static void atfork_child(void)

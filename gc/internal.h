@@ -291,7 +291,8 @@ struct mutator {
     volatile uintptr_t stopped_sp;    /* stack pointer saved when stopped */
     ucontext_t stopped_ctx;           /* registers saved when stopped */
     volatile atomic_word stop_seq;    /* last stop request this thread acknowledged */
-    atomic_word block_state;          /* TSan builds: STW_RUNNING, STW_BLOCKED, STW_BLOCKED_STOPPED */
+    atomic_word block_state;          /* STW_RUNNING, STW_BLOCKED, STW_BLOCKED_STOPPED */
+    unsigned blocking;                /* inside gc_do_blocking */
     uint64_t stop_ns;                 /* how long it took to stop, last time */
     bool auto_registered;             /* registered by its first allocation */
     bool collector;                   /* the collector thread: its stack holds no roots */
@@ -353,6 +354,24 @@ static inline void critical_leave(struct mutator *m)
  * it intercepts), so the thread publishes its registers and stack pointer first and
  * counts as stopped while it waits; elsewhere this is pthread_mutex_lock. */
 enum { STW_RUNNING, STW_BLOCKED, STW_BLOCKED_STOPPED };
+
+/* m->block_state from -> to; false if it was not `from`. */
+static inline bool stw_block_move(struct mutator *m, AO_t from, AO_t to)
+{
+    return __atomic_compare_exchange_n(&m->block_state, &from, to, false, __ATOMIC_SEQ_CST,
+                                       __ATOMIC_SEQ_CST);
+}
+
+/* Blocking regions (gc_do_blocking, and where a program thread waits for the
+ * collector thread): between stw_block_enter and stw_block_leave the thread touches
+ * no object and holds no lock a stopper needs, and a stop counts it as stopped
+ * without a signal.  stw_block_enter publishes a stack pointer below its caller's
+ * frame, which must stay live (not return) until stw_block_leave and must have called
+ * __builtin_unwind_init first: the program's callee-saved registers are then in that
+ * frame, where the stack scan finds them (caller-saved ones hold nothing live across
+ * a call). */
+void stw_block_enter(struct mutator *m);
+void stw_block_leave(struct mutator *m);
 #if GC_TSAN
 void stw_lock_blocking(pthread_mutex_t *l);
 #else

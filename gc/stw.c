@@ -60,6 +60,9 @@ static void stop_here(struct mutator *m, const void *uctx)
     AO_t seq = AO_load_acquire(&stop_seq);
     if (AO_load(&m->stop_seq) == seq || AO_load(&resume_seq) == seq)
         return;   /* a duplicate or stale request */
+    /* This stop is being taken: the flag the stopper set for it is spent (a stale
+     * one would only make critical_leave and gc_do_blocking park for nothing). */
+    __atomic_store_n(&m->stop_pending, 0, __ATOMIC_RELAXED);
     if (uctx)
         memcpy(&m->stopped_ctx, uctx, sizeof m->stopped_ctx);
     else
@@ -91,15 +94,22 @@ static void on_stop_signal(int sig, siginfo_t *info, void *uctx)
     if (m && m != __atomic_load_n(&stopper, __ATOMIC_RELAXED)) {
         if (m->critical)
             __atomic_store_n(&m->stop_pending, 1, __ATOMIC_RELAXED);   /* critical_leave */
-        else if (!GC_TSAN || AO_load(&m->block_state) == STW_RUNNING)
+        else if (AO_load(&m->block_state) == STW_RUNNING)
             stop_here(m, uctx);
-        /* else: blocked in stw_lock_blocking, where the stop is accounted for */
+        /* else: in a blocking region (or, in TSan builds, stw_lock_blocking), where
+         * the stop is accounted for */
     }
     errno = saved;
 }
 
 void stw_park_pending(struct mutator *m)
 {
+    if (m == __atomic_load_n(&stopper, __ATOMIC_RELAXED)) {
+        /* A flag left from a stop that counted this thread in a blocking region; it
+         * is the one stopping the world now. */
+        __atomic_store_n(&m->stop_pending, 0, __ATOMIC_RELAXED);
+        return;
+    }
     int saved = errno;
     sigset_t block, old;
     sigemptyset(&block);
@@ -112,13 +122,63 @@ void stw_park_pending(struct mutator *m)
     errno = saved;
 }
 
-#if GC_TSAN
-/* m->block_state from -> to; false if it was not `from`. */
-static bool block_move(struct mutator *m, AO_t from, AO_t to)
+/* Go to STW_BLOCKED (see internal.h).  The pending flag closes the race with a stop
+ * that looked before the thread went blocked: the stopper sets it before looking, the
+ * thread reads it after going blocked (both sequentially consistent), so one of them
+ * sees the other. */
+__attribute__((noinline)) void stw_block_enter(struct mutator *m)
 {
-    return __atomic_compare_exchange_n(&m->block_state, &from, to, false, __ATOMIC_SEQ_CST,
-                                       __ATOMIC_SEQ_CST);
+    volatile uintptr_t here = 0;   /* below the caller's frame */
+    for (;;) {
+        getcontext(&m->stopped_ctx);
+        m->stopped_sp = (uintptr_t)&here;
+        __atomic_store_n(&m->block_state, STW_BLOCKED, __ATOMIC_SEQ_CST);
+        if (!__atomic_load_n(&m->stop_pending, __ATOMIC_SEQ_CST))
+            return;
+        if (!stw_block_move(m, STW_BLOCKED, STW_RUNNING))
+            return;   /* a stop counted it already */
+        stw_park_pending(m);   /* a stop that signalled it, or a stale flag */
+    }
 }
+
+/* Back to STW_RUNNING, waiting while a stop counts the thread as stopped. */
+void stw_block_leave(struct mutator *m)
+{
+    while (!stw_block_move(m, STW_BLOCKED, STW_RUNNING)) {
+        int w = __atomic_load_n(&resume_word, __ATOMIC_ACQUIRE);
+        if (AO_load(&m->block_state) == STW_BLOCKED_STOPPED)
+            syscall(SYS_futex, &resume_word, FUTEX_WAIT_PRIVATE, w, NULL, NULL, 0);
+    }
+    TSAN_ACQUIRE(&resume_word);
+    m->stopped_sp = 0;
+    /* The flags of stops that counted it while it was blocked are left set: a stop
+     * that saw it running just now set its flag too and relies on it, should the
+     * thread enter another region before its signal arrives.  A stale flag costs one
+     * stw_park_pending at the next critical_leave, which clears it. */
+}
+
+/* The caller's callee-saved registers are pushed into this frame, which stays live
+ * while fn runs, and stw_block_enter publishes a stack pointer below it.  fn's own
+ * frames are below that and are scanned only where they overlap: fn holds no
+ * collected object. */
+__attribute__((noinline)) void *gc_do_blocking(void *(*fn)(void *), void *arg)
+{
+    struct mutator *m = alloc_self;
+    if (!m || m->collector || m->blocking)
+        return fn(arg);   /* not stoppable, or a region already */
+    if (m->critical)
+        gc_fatal_("gc_do_blocking inside the collector (a finalizer or hook?)");
+    __builtin_unwind_init();
+    m->blocking = 1;
+    stw_block_enter(m);
+    void *r = fn(arg);
+    stw_block_leave(m);
+    m->blocking = 0;
+    __asm__ volatile("" ::: "memory");
+    return r;
+}
+
+#if GC_TSAN
 
 /* A registered thread about to block on a lock that a stopping thread may hold.  It
  * saves its registers and stack pointer as stop_here does and goes to STW_BLOCKED; a
@@ -136,24 +196,10 @@ __attribute__((noinline)) void stw_lock_blocking(pthread_mutex_t *l)
     }
     if (pthread_mutex_trylock(l) == 0)
         return;
-    volatile uintptr_t here = 0;
-    for (;;) {
-        getcontext(&m->stopped_ctx);
-        m->stopped_sp = (uintptr_t)&here;
-        __atomic_store_n(&m->block_state, STW_BLOCKED, __ATOMIC_SEQ_CST);
-        if (!__atomic_load_n(&m->stop_pending, __ATOMIC_SEQ_CST))
-            break;
-        if (!block_move(m, STW_BLOCKED, STW_RUNNING))
-            break;   /* a stop counted it already */
-        stw_park_pending(m);   /* a stop that signalled it, or a stale flag */
-    }
+    __builtin_unwind_init();
+    stw_block_enter(m);
     pthread_mutex_lock(l);
-    while (!block_move(m, STW_BLOCKED, STW_RUNNING)) {
-        int w = __atomic_load_n(&resume_word, __ATOMIC_ACQUIRE);
-        if (AO_load(&m->block_state) == STW_BLOCKED_STOPPED)
-            syscall(SYS_futex, &resume_word, FUTEX_WAIT_PRIVATE, w, NULL, NULL, 0);
-    }
-    m->stopped_sp = 0;
+    stw_block_leave(m);
 }
 #endif
 
@@ -379,17 +425,16 @@ uint64_t stw_stop_world(void)
     for (struct mutator *m = stw_threads; m; m = m->next) {
         if (m == alloc_self)
             continue;
-#if GC_TSAN
-        /* TSan delays the signal to the thread's next intercepted call: it stops at
-         * critical_leave too; and a thread blocked in stw_lock_blocking is stopped
-         * already (see there). */
+        /* A thread in a blocking region (or, in TSan builds, stw_lock_blocking) is
+         * stopped already: counted, not signalled (see stw_block_enter).  The flag also
+         * makes a TSan build, which delays the signal to the thread's next
+         * intercepted call, stop at critical_leave. */
         __atomic_store_n(&m->stop_pending, 1, __ATOMIC_SEQ_CST);
-        if (block_move(m, STW_BLOCKED, STW_BLOCKED_STOPPED)) {
+        if (stw_block_move(m, STW_BLOCKED, STW_BLOCKED_STOPPED)) {
             m->stop_ns = 0;
             AO_store(&m->stop_seq, seq);
             continue;
         }
-#endif
         int rc = pthread_kill(m->thread, stop_sig);
         if (rc == 0)
             n++;
@@ -426,10 +471,8 @@ uint64_t stw_stop_world(void)
 uint64_t stw_start_world(void)
 {
     AO_t seq = AO_load(&stop_seq);
-#if GC_TSAN
     for (struct mutator *m = stw_threads; m; m = m->next)
-        block_move(m, STW_BLOCKED_STOPPED, STW_BLOCKED);
-#endif
+        stw_block_move(m, STW_BLOCKED_STOPPED, STW_BLOCKED);
     AO_store_release(&resume_seq, seq);
     TSAN_RELEASE(&resume_word);
     __atomic_add_fetch(&resume_word, 1, __ATOMIC_RELEASE);

@@ -48,6 +48,12 @@ GC_API int gc_register_thread(void);
 GC_API int gc_unregister_thread(void);
 GC_API int gc_thread_create(pthread_t *t, const pthread_attr_t *attr,
                             void *(*fn)(void *), void *arg);
+/* Runs fn(arg) as a blocking region: fn touches no collected object and calls no gc_*
+ * function (it waits in a join, a condition variable, a read).  Meanwhile a stop of
+ * the world counts the thread as stopped without signalling or waking it; its
+ * registers and stack up to this call stay roots.  When fn returns while the world is
+ * stopped, the thread waits for it to resume.  Returns what fn returns. */
+GC_API void *gc_do_blocking(void *(*fn)(void *), void *arg);
 
 /* ---- Collection control ------------------------------------------------------ */
 GC_API void gc_collect(void);

@@ -35,8 +35,9 @@ static void sleep_ms(long ms)
 
 /* ---- worker threads ------------------------------------------------------------------ */
 
-enum kind { BUSY, SLEEPER, NAPPER, READER, CONDWAIT, ALLOCATOR, NKINDS };
-static const char *const kind_name[] = {"busy", "sleep", "nap", "read", "condwait", "alloc"};
+enum kind { BUSY, SLEEPER, NAPPER, READER, CONDWAIT, ALLOCATOR, BLOCKREAD, BLOCKCYCLE, NKINDS };
+static const char *const kind_name[] = {"busy", "sleep", "nap", "read", "condwait", "alloc",
+                                        "blockread", "blockcycle"};
 
 struct worker {
     enum kind kind;
@@ -93,6 +94,51 @@ static void allocator_loop(struct worker *w)
     }
 }
 
+/* BLOCKREAD: a read of the pipe, inside gc_do_blocking. */
+static void *read_one(void *arg)
+{
+    struct worker *w = arg;
+    char c = 0;
+    ssize_t r;
+    do
+        r = read(w->pipefd[0], &c, 1);
+    while (r < 0 && errno == EINTR);
+    return r == 1 && c != 'q' ? (void *)1 : NULL;
+}
+
+/* A list of n cells holding their own index, built before a blocking region and
+ * checked after it: while the thread is blocked only its stack and the registers
+ * saved on entry keep the list alive. */
+static struct cell *build_list(int n)
+{
+    struct cell *keep = NULL;
+    for (int i = 0; i < n; i++) {
+        struct cell *c = gc_malloc(sizeof *c);
+        if (!c)
+            return NULL;
+        c->value = (uint64_t)i * 2654435761u;
+        c->next = keep;
+        keep = c;
+    }
+    return keep;
+}
+
+static int list_bad(const struct cell *keep, int n)
+{
+    int bad = 0;
+    for (const struct cell *p = keep; p; p = p->next)
+        bad += p->value != (uint64_t)--n * 2654435761u;
+    return bad + (n != 0);
+}
+
+static void *nap_one(void *arg)
+{
+    (void)arg;
+    struct timespec ts = {0, 20000};   /* 20 us */
+    nanosleep(&ts, NULL);
+    return NULL;
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -147,6 +193,24 @@ static void *worker_main(void *arg)
     case ALLOCATOR:
         allocator_loop(w);
         break;
+    case BLOCKREAD:   /* blocked in read(), in a blocking region, holding a list */
+        for (;;) {
+            struct cell *keep = build_list(1000);
+            void *got = gc_do_blocking(read_one, w);
+            w->bad += list_bad(keep, 1000);
+            if (!got)
+                break;
+            AO_fetch_and_add1(&w->progress);
+        }
+        break;
+    case BLOCKCYCLE:   /* in and out of short blocking regions, allocating between */
+        while (!w->quit) {
+            struct cell *keep = build_list(50);
+            gc_do_blocking(nap_one, NULL);
+            w->bad += list_bad(keep, 50);
+            AO_fetch_and_add1(&w->progress);
+        }
+        break;
     default:
         break;
     }
@@ -169,7 +233,7 @@ static void worker_start(struct worker *w, enum kind k)
 /* Wake a blocked worker once (READER, CONDWAIT); others need nothing. */
 static void worker_poke(struct worker *w)
 {
-    if (w->kind == READER) {
+    if (w->kind == READER || w->kind == BLOCKREAD) {
         ck_assert_int_eq(write(w->pipefd[1], "x", 1), 1);
     } else if (w->kind == CONDWAIT) {
         pthread_mutex_lock(&w->lock);
@@ -182,7 +246,7 @@ static void worker_poke(struct worker *w)
 static void worker_stop(struct worker *w)
 {
     w->quit = 1;
-    if (w->kind == READER)
+    if (w->kind == READER || w->kind == BLOCKREAD)
         ck_assert_int_eq(write(w->pipefd[1], "q", 1), 1);
     if (w->kind == CONDWAIT) {
         pthread_mutex_lock(&w->lock);
@@ -363,6 +427,104 @@ START_TEST(raw_rounds_with_allocators)
         ck_assert_int_eq(w[i].bad, 0);
     }
     free(w);
+}
+END_TEST
+
+/* ---- blocking regions (gc_do_blocking) ------------------------------------------------ */
+
+/* A thread blocked in read() inside gc_do_blocking is counted as stopped without a
+ * signal: the stop signals nobody, yet records the thread's stop and its stack
+ * pointer; the list the thread holds across the region survives collections; woken
+ * while the world is stopped, it does not run on until the world resumes. */
+START_TEST(blocking_region_is_not_signalled)
+{
+    struct worker w;
+    worker_start(&w, BLOCKREAD);
+    sleep_ms(20);   /* into its region */
+    ck_assert_uint_eq(AO_load(&w.m->block_state), STW_BLOCKED);
+    for (int round = 0; round < 5; round++) {
+        AO_t seq0 = AO_load(&w.m->stop_seq), p0 = AO_load(&w.progress);
+        stw_stop_world();
+        int signalled = stw_last_stop.threads, others = -1;   /* but this thread */
+        for (struct mutator *m = stw_threads; m; m = m->next)
+            others++;
+        AO_t seq = AO_load(&w.m->stop_seq), state = AO_load(&w.m->block_state);
+        uintptr_t sp = w.m->stopped_sp;
+        ssize_t wr = write(w.pipefd[1], "x", 1);   /* it must wait for the resume */
+        struct timespec ts = {0, 30 * 1000000L};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+        }
+        AO_t later = AO_load(&w.progress);
+        stw_start_world();
+
+        ck_assert_int_eq(wr, 1);
+        ck_assert_int_eq(signalled, others - 1);   /* all but w (the collector thread) */
+        ck_assert_uint_ne(seq, seq0);
+        ck_assert_uint_eq(state, STW_BLOCKED_STOPPED);
+        ck_assert(sp >= w.m->stack_lo && sp <= w.m->stack_hi);
+        ck_assert_uint_eq(later, p0);
+        ck_assert(progressed(&w, p0, 2000));
+        /* Collections while it is blocked again: its list must survive. */
+        for (int i = 0; i < 4; i++) {
+            for (int j = 0; j < 20000; j++) {
+                void *volatile g = gc_malloc(64);
+                (void)g;
+            }
+            gc_collect();
+        }
+    }
+    worker_stop(&w);
+    ck_assert_int_eq(w.bad, 0);
+}
+END_TEST
+
+/* Threads going in and out of blocking regions while the world is stopped and
+ * started again and again: each stop finds every thread parked or counted, none in
+ * the allocator, and the lists they hold across their regions stay intact. */
+START_TEST(blocking_regions_race_stops)
+{
+    enum { K = 3, ROUNDS = 2000 };
+    struct worker *w = calloc(K, sizeof *w);
+    for (int i = 0; i < K; i++)
+        worker_start(&w[i], BLOCKCYCLE);
+    int not_parked = 0, in_critical = 0, counted = 0;
+    for (int round = 0; round < ROUNDS; round++) {
+        stw_stop_world();
+        for (int i = 0; i < K; i++) {
+            if (w[i].m->stopped_sp == 0)
+                not_parked++;
+            if (w[i].m->critical != 0)
+                in_critical++;
+            counted += AO_load(&w[i].m->block_state) == STW_BLOCKED_STOPPED;
+        }
+        stw_start_world();
+        if (round % 200 == 0)
+            gc_collect();
+    }
+    ck_assert_int_eq(not_parked, 0);
+    ck_assert_int_eq(in_critical, 0);
+    ck_assert_int_gt(counted, 0);   /* some stops did find a thread in its region */
+    for (int i = 0; i < K; i++) {
+        AO_t p = AO_load(&w[i].progress);
+        ck_assert(progressed(&w[i], p, 2000));
+        worker_stop(&w[i]);
+        ck_assert_int_eq(w[i].bad, 0);
+    }
+    free(w);
+}
+END_TEST
+
+static void *identity(void *arg) { return arg; }
+static void *nested(void *arg) { return gc_do_blocking(identity, arg); }
+
+START_TEST(do_blocking_returns_and_nests)
+{
+    int x;
+    ck_assert_ptr_eq(gc_do_blocking(identity, &x), &x);
+    ck_assert_ptr_eq(gc_do_blocking(nested, &x), &x);
+    ck_assert_uint_eq(AO_load(&alloc_self->block_state), STW_RUNNING);
+    ck_assert_uint_eq(alloc_self->blocking, 0);
+    ck_assert_uint_eq(alloc_self->stopped_sp, 0);
 }
 END_TEST
 
@@ -591,6 +753,9 @@ static Suite *stw_suite(void)
     tcase_add_test(tc, stop_alone);
     tcase_add_test(tc, many_collections_with_allocators);
     tcase_add_test(tc, raw_rounds_with_allocators);
+    tcase_add_test(tc, blocking_region_is_not_signalled);
+    tcase_add_test(tc, blocking_regions_race_stops);
+    tcase_add_test(tc, do_blocking_returns_and_nests);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("timeout");

@@ -235,21 +235,31 @@ static uint32_t resident_window(const struct span *s, uint32_t n)
         return 0;
     if (s->npages - s->nreleased < n)
         return UINT32_MAX;
+    /* A word of bits at a time: all released and all resident words are taken whole. */
     uint32_t row = 0;
-    for (uint32_t i = 0; i < s->npages; i++) {
+    for (uint32_t i = 0; i < s->npages;) {
         uintptr_t p = s->base + (uintptr_t)i * PAGE_SIZE;
         struct arena *a = MAP_LOAD(&heap.arenas[p >> ARENA_SHIFT]);
         size_t pg = (p >> PAGE_SHIFT) & (ARENA_PAGES - 1);
-        uint64_t w = a->released[pg >> 6];
-        if (pg % 64 == 0 && w == ~(uint64_t)0 && s->npages - i >= 64) {
-            row = 0;   /* 64 released pages */
-            i += 63;
-            continue;
-        }
-        if ((w >> (pg & 63)) & 1)
+        unsigned bit = (unsigned)(pg & 63);
+        uint32_t k = 64 - bit < s->npages - i ? 64 - bit : s->npages - i;
+        uint64_t m = (k == 64 ? ~(uint64_t)0 : ((uint64_t)1 << k) - 1) << bit;
+        uint64_t w = a->released[pg >> 6] & m;
+        if (w == 0) {   /* k resident pages */
+            if (row + k >= n)
+                return i - row;   /* the row began row pages before i */
+            row += k;
+        } else if (w == m) {   /* k released pages */
             row = 0;
-        else if (++row == n)
-            return i + 1 - n;
+        } else {
+            for (uint32_t b = 0; b < k; b++) {
+                if ((w >> (bit + b)) & 1)
+                    row = 0;
+                else if (++row == n)
+                    return i + b + 1 - n;
+            }
+        }
+        i += k;
     }
     return UINT32_MAX;
 }

@@ -410,23 +410,37 @@ static void start_worker(void)
  * signalling it awake, which costs milliseconds where waking an idle CPU does.  The
  * region needs this frame live throughout, hence noinline; the lock is dropped around
  * entering and leaving it, as either may wait for a stop to end. */
+static void wait_cancelled(void *arg)
+{
+    struct mutator *m = arg;
+    pthread_mutex_unlock(&cycle.lock);   /* pthread_cond_wait took it back */
+    if (m)
+        stw_block_leave(m);
+}
+
 static __attribute__((noinline)) void wait_cycle(const uint32_t *count, uint32_t target,
                                                  bool first)
 {
+    /* (volatile: pthread_cleanup_push may be a setjmp) */
+    const uint32_t *volatile wait_on = first && marked >= target
+                                           ? &reported   /* its sweep is bringing the heap
+                                                          * down: wait for its goal */
+                                           : count;
     struct mutator *m = alloc_self;
-    bool region = m && !m->blocking && !m->collector;
+    if (!m || m->blocking || m->collector)
+        m = NULL;
     __builtin_unwind_init();
-    if (region) {
+    if (m) {
         pthread_mutex_unlock(&cycle.lock);
         stw_block_enter(m);
         pthread_mutex_lock(&cycle.lock);
     }
-    if (first && marked >= target)
-        count = &reported;   /* its sweep is bringing the heap down: wait for its goal */
-    while (*(volatile const uint32_t *)count < target)
+    pthread_cleanup_push(wait_cancelled, m);
+    while (*(volatile const uint32_t *)wait_on < target)
         pthread_cond_wait(&cycle_cv, &cycle.lock);
+    pthread_cleanup_pop(0);
     pthread_mutex_unlock(&cycle.lock);
-    if (region)
+    if (m)
         stw_block_leave(m);
     __asm__ volatile("" ::: "memory");
 }

@@ -129,6 +129,9 @@ void stw_park_pending(struct mutator *m)
 __attribute__((noinline)) void stw_block_enter(struct mutator *m)
 {
     volatile uintptr_t here = 0;   /* below the caller's frame */
+    if (AO_load(&m->block_state) != STW_RUNNING)
+        gc_fatal_("a blocking region entered inside another (a gc_* call inside "
+                  "gc_do_blocking?)");
     for (;;) {
         getcontext(&m->stopped_ctx);
         m->stopped_sp = (uintptr_t)&here;
@@ -161,6 +164,13 @@ void stw_block_leave(struct mutator *m)
  * while fn runs, and stw_block_enter publishes a stack pointer below it.  fn's own
  * frames are below that and are scanned only where they overlap: fn holds no
  * collected object. */
+static void region_cancelled(void *arg)
+{
+    struct mutator *m = arg;
+    stw_block_leave(m);
+    m->blocking = 0;
+}
+
 __attribute__((noinline)) void *gc_do_blocking(void *(*fn)(void *), void *arg)
 {
     struct mutator *m = alloc_self;
@@ -169,12 +179,19 @@ __attribute__((noinline)) void *gc_do_blocking(void *(*fn)(void *), void *arg)
     if (m->critical)
         gc_fatal_("gc_do_blocking inside the collector (a finalizer or hook?)");
     __builtin_unwind_init();
+    /* fn and arg in this frame too: the registers that held them may be reused. */
+    void *volatile held[2] = {(void *)(uintptr_t)fn, arg};
     m->blocking = 1;
     stw_block_enter(m);
-    void *r = fn(arg);
+    /* Cancelled in fn (a join, a read): leave the region before unwinding further,
+     * where cleanup handlers and the exit destructor may touch the heap. */
+    void *r;
+    pthread_cleanup_push(region_cancelled, m);
+    r = fn(arg);
+    pthread_cleanup_pop(0);
     stw_block_leave(m);
     m->blocking = 0;
-    __asm__ volatile("" ::: "memory");
+    __asm__ volatile("" : : "r"(held) : "memory");
     return r;
 }
 
@@ -331,6 +348,10 @@ void stw_unregister_self(void)
     struct mutator *m = alloc_self;
     if (!m)
         return;
+    if (AO_load(&m->block_state) != STW_RUNNING) {   /* left a region by longjmp */
+        stw_block_leave(m);
+        m->blocking = 0;
+    }
     /* Give the cached spans back while still registered, so no collection can run
      * while this thread's cache is half-returned; a mark under way gets what the
      * thread's barrier buffer holds. */

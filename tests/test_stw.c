@@ -51,6 +51,7 @@ struct worker {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     int tokens;               /* CONDWAIT: wake-ups to consume */
+    volatile long state_at_cleanup;   /* BLOCKREAD cancelled: its block_state then */
     volatile int bad;         /* ALLOCATOR: objects found corrupted */
 };
 
@@ -139,6 +140,13 @@ static void *nap_one(void *arg)
     return NULL;
 }
 
+/* BLOCKREAD's cleanup handler, run if it is cancelled: by then its region is over. */
+static void note_state(void *arg)
+{
+    struct worker *w = arg;
+    w->state_at_cleanup = (long)AO_load(&alloc_self->block_state);
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -194,6 +202,8 @@ static void *worker_main(void *arg)
         allocator_loop(w);
         break;
     case BLOCKREAD:   /* blocked in read(), in a blocking region, holding a list */
+        w->state_at_cleanup = -1;
+        pthread_cleanup_push(note_state, w);
         for (;;) {
             struct cell *keep = build_list(1000);
             void *got = gc_do_blocking(read_one, w);
@@ -202,6 +212,7 @@ static void *worker_main(void *arg)
                 break;
             AO_fetch_and_add1(&w->progress);
         }
+        pthread_cleanup_pop(0);
         break;
     case BLOCKCYCLE:   /* in and out of short blocking regions, allocating between */
         while (!w->quit) {
@@ -514,6 +525,33 @@ START_TEST(blocking_regions_race_stops)
 }
 END_TEST
 
+/* A thread cancelled inside its blocking region (read() is a cancellation point)
+ * leaves the region as it unwinds: its exit unregisters it like any other, and stops
+ * and collections go on without it. */
+START_TEST(blocking_region_cancelled)
+{
+    struct worker w;
+    worker_start(&w, BLOCKREAD);
+    sleep_ms(20);
+    ck_assert_uint_eq(AO_load(&w.m->block_state), STW_BLOCKED);
+    ck_assert_int_eq(program_threads(), 2);
+    ck_assert_int_eq(pthread_cancel(w.thread), 0);
+    void *ret;
+    ck_assert_int_eq(pthread_join(w.thread, &ret), 0);
+    ck_assert_ptr_eq(ret, PTHREAD_CANCELED);
+    ck_assert_int_eq(w.state_at_cleanup, STW_RUNNING);   /* left before the handlers */
+    ck_assert_int_eq(program_threads(), 1);
+    for (int i = 0; i < 5; i++) {
+        uint64_t ns = stw_stop_world();
+        stw_start_world();
+        ck_assert_uint_lt(ns, 1000 * MS);
+        gc_collect();
+    }
+    close(w.pipefd[0]);
+    close(w.pipefd[1]);
+}
+END_TEST
+
 static void *identity(void *arg) { return arg; }
 static void *nested(void *arg) { return gc_do_blocking(identity, arg); }
 
@@ -755,6 +793,7 @@ static Suite *stw_suite(void)
     tcase_add_test(tc, raw_rounds_with_allocators);
     tcase_add_test(tc, blocking_region_is_not_signalled);
     tcase_add_test(tc, blocking_regions_race_stops);
+    tcase_add_test(tc, blocking_region_cancelled);
     tcase_add_test(tc, do_blocking_returns_and_nests);
     suite_add_tcase(s, tc);
 

@@ -403,13 +403,6 @@ static void start_worker(void)
     worker_started = true;
 }
 
-/* Wait, with cycle.lock held (released on return), until `*count` reaches target --
- * or, with `first` set, until marked does, and if it has already, until reported does
- * (a pacer request past the hard goal; see request).  A program thread waits in a
- * blocking region: the pauses of the cycle it waits for count it as stopped instead of
- * signalling it awake, which costs milliseconds where waking an idle CPU does.  The
- * region needs this frame live throughout, hence noinline; the lock is dropped around
- * entering and leaving it, as either may wait for a stop to end. */
 static void wait_cancelled(void *arg)
 {
     struct mutator *m = arg;
@@ -418,6 +411,13 @@ static void wait_cancelled(void *arg)
         stw_block_leave(m);
 }
 
+/* Wait, with cycle.lock held (released on return), until `*count` reaches target --
+ * or, with `first` set, until marked does, and if it has already, until reported does
+ * (a pacer request past the hard goal; see request).  A program thread waits in a
+ * blocking region: the pauses of the cycle it waits for count it as stopped instead of
+ * signalling it awake, which costs milliseconds where waking an idle CPU does.  The
+ * region needs this frame live throughout, hence noinline; the lock is dropped around
+ * entering and leaving it, as either may wait for a stop to end. */
 static __attribute__((noinline)) void wait_cycle(const uint32_t *count, uint32_t target,
                                                  bool first)
 {

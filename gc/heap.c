@@ -267,6 +267,21 @@ static uint32_t resident_window(const struct span *s, uint32_t n)
 /* Free runs with some pages released looked at for resident ones, at most, per search. */
 #define MIXED_LOOK 32
 
+/* Of the first MIXED_LOOK partly released runs looked at, remember in *mixed and *off
+ * the first with n resident pages in a row, and where they start. */
+static void try_mixed(struct span *r, size_t n, struct span **mixed, uint32_t *off,
+                      unsigned *looked)
+{
+    if (*mixed || *looked >= MIXED_LOOK)
+        return;
+    ++*looked;
+    uint32_t o = resident_window(r, (uint32_t)n);
+    if (o != UINT32_MAX) {
+        *mixed = r;
+        *off = o;
+    }
+}
+
 /* A free run for n pages and the offset (*off) to take them at: the smallest resident
  * run; else, of the runs with some pages released (a run freed next to a released one
  * merges with it), the first of MIXED_LOOK with n resident pages in a row, taken there;
@@ -274,8 +289,7 @@ static uint32_t resident_window(const struct span *s, uint32_t n)
  * a fault); or NULL. */
 static struct span *bin_find(size_t n, uint32_t *off)
 {
-    struct span *best = NULL, *mixed = NULL;
-    uint32_t mixed_off = 0;
+    struct span *best = NULL, *big = NULL, *mixed = NULL;
     unsigned looked = 0;
     *off = 0;
     if (n < 128) {
@@ -287,45 +301,34 @@ static struct span *bin_find(size_t n, uint32_t *off)
                 m &= ~(uint64_t)1;     /* bin 0 holds the big runs: searched below */
             for (; m; m &= m - 1) {
                 struct span *h = heap.bins[w * 64 + (unsigned)__builtin_ctzll(m)];
-                if (!h->nreleased)
+                if (!h->nreleased) {
+                    *off = 0;
                     return h;          /* resident, and the smallest such */
+                }
                 if (!best)
                     best = h;          /* the smallest released: if nothing resident */
-                for (struct span *r = h; r && !mixed && looked < MIXED_LOOK; r = r->next) {
-                    looked++;
-                    uint32_t o = resident_window(r, (uint32_t)n);
-                    if (o != UINT32_MAX) {
-                        mixed = r;
-                        mixed_off = o;
-                    }
-                }
+                for (struct span *r = h; r && !mixed && looked < MIXED_LOOK; r = r->next)
+                    try_mixed(r, n, &mixed, off, &looked);
             }
         }
     }
-    struct span *big = NULL;
     for (struct span *s = heap.bins[0]; s; s = s->next) {
         if (s->npages < n)
             continue;
-        if (!s->nreleased) {
-            if (!big || s->npages < big->npages || (s->npages == big->npages && s->base < big->base))
-                big = s;
-        } else if (!mixed && looked < MIXED_LOOK) {
-            looked++;
-            uint32_t o = resident_window(s, (uint32_t)n);
-            if (o != UINT32_MAX) {
-                mixed = s;
-                mixed_off = o;
-            }
-        }
+        if (!s->nreleased && better_fit(s, big))
+            big = s;
+        else if (s->nreleased)
+            try_mixed(s, n, &mixed, off, &looked);
         if (better_fit(s, best))
             best = s;
     }
-    if (big)
+    if (big) {
+        *off = 0;
         return big;
-    if (mixed) {
-        *off = mixed_off;
-        return mixed;
     }
+    if (mixed)
+        return mixed;
+    *off = 0;
     return best;
 }
 

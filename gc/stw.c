@@ -160,10 +160,6 @@ void stw_block_leave(struct mutator *m)
      * stw_park_pending at the next critical_leave, which clears it. */
 }
 
-/* The caller's callee-saved registers are pushed into this frame, which stays live
- * while fn runs, and stw_block_enter publishes a stack pointer below it.  fn's own
- * frames are below that and are scanned only where they overlap: fn holds no
- * collected object. */
 static void region_cancelled(void *arg)
 {
     struct mutator *m = arg;
@@ -171,6 +167,10 @@ static void region_cancelled(void *arg)
     m->blocking = 0;
 }
 
+/* The caller's callee-saved registers are pushed into this frame, which stays live
+ * while fn runs, and stw_block_enter publishes a stack pointer below it.  fn's own
+ * frames are below that and are scanned only where they overlap: fn holds no
+ * collected object. */
 __attribute__((noinline)) void *gc_do_blocking(void *(*fn)(void *), void *arg)
 {
     struct mutator *m = alloc_self;

@@ -385,6 +385,41 @@ END_TEST
 
 /* ---- many rounds with allocating threads ------------------------------------------------- */
 
+/* Each worker still makes progress; stop it and check it saw nothing corrupted. */
+static void workers_finish(struct worker *w, int k)
+{
+    for (int i = 0; i < k; i++) {
+        AO_t p = AO_load(&w[i].progress);
+        ck_assert(progressed(&w[i], p, 2000));
+        worker_stop(&w[i]);
+        ck_assert_int_eq(w[i].bad, 0);
+    }
+    free(w);
+}
+
+/* Stop and start the world `rounds` times against k workers of one kind (a forced
+ * collection every collect_every rounds, 0: none): every stop must find each worker
+ * parked or counted, none inside the allocator.  Returns how many times a stop found
+ * a worker counted in a blocking region. */
+static int stop_rounds(struct worker *w, int k, int rounds, int collect_every)
+{
+    int not_parked = 0, in_critical = 0, counted = 0;
+    for (int round = 0; round < rounds; round++) {
+        stw_stop_world();
+        for (int i = 0; i < k; i++) {
+            not_parked += w[i].m->stopped_sp == 0;
+            in_critical += w[i].m->critical != 0;
+            counted += AO_load(&w[i].m->block_state) == STW_BLOCKED_STOPPED;
+        }
+        stw_start_world();
+        if (collect_every && round % collect_every == 0)
+            gc_collect();
+    }
+    ck_assert_int_eq(not_parked, 0);
+    ck_assert_int_eq(in_critical, 0);
+    return counted;
+}
+
 START_TEST(many_collections_with_allocators)
 {
     enum { K = 3, ROUNDS = 500 };
@@ -400,13 +435,7 @@ START_TEST(many_collections_with_allocators)
         }
     }
     ck_assert_uint_ge((uint32_t)AO_load(&cycle.num_gc) - gc0, ROUNDS);
-    for (int i = 0; i < K; i++) {
-        AO_t p = AO_load(&w[i].progress);
-        ck_assert(progressed(&w[i], p, 2000));
-        worker_stop(&w[i]);
-        ck_assert_int_eq(w[i].bad, 0);
-    }
-    free(w);
+    workers_finish(w, K);
 }
 END_TEST
 
@@ -418,26 +447,8 @@ START_TEST(raw_rounds_with_allocators)
     struct worker *w = calloc(K, sizeof *w);
     for (int i = 0; i < K; i++)
         worker_start(&w[i], ALLOCATOR);
-    int not_parked = 0, in_critical = 0;
-    for (int round = 0; round < ROUNDS; round++) {
-        stw_stop_world();
-        for (int i = 0; i < K; i++) {
-            if (w[i].m->stopped_sp == 0)
-                not_parked++;
-            if (w[i].m->critical != 0)
-                in_critical++;
-        }
-        stw_start_world();
-    }
-    ck_assert_int_eq(not_parked, 0);
-    ck_assert_int_eq(in_critical, 0);
-    for (int i = 0; i < K; i++) {
-        AO_t p = AO_load(&w[i].progress);
-        ck_assert(progressed(&w[i], p, 2000));
-        worker_stop(&w[i]);
-        ck_assert_int_eq(w[i].bad, 0);
-    }
-    free(w);
+    stop_rounds(w, K, ROUNDS, 0);
+    workers_finish(w, K);
 }
 END_TEST
 
@@ -498,30 +509,9 @@ START_TEST(blocking_regions_race_stops)
     struct worker *w = calloc(K, sizeof *w);
     for (int i = 0; i < K; i++)
         worker_start(&w[i], BLOCKCYCLE);
-    int not_parked = 0, in_critical = 0, counted = 0;
-    for (int round = 0; round < ROUNDS; round++) {
-        stw_stop_world();
-        for (int i = 0; i < K; i++) {
-            if (w[i].m->stopped_sp == 0)
-                not_parked++;
-            if (w[i].m->critical != 0)
-                in_critical++;
-            counted += AO_load(&w[i].m->block_state) == STW_BLOCKED_STOPPED;
-        }
-        stw_start_world();
-        if (round % 200 == 0)
-            gc_collect();
-    }
-    ck_assert_int_eq(not_parked, 0);
-    ck_assert_int_eq(in_critical, 0);
-    ck_assert_int_gt(counted, 0);   /* some stops did find a thread in its region */
-    for (int i = 0; i < K; i++) {
-        AO_t p = AO_load(&w[i].progress);
-        ck_assert(progressed(&w[i], p, 2000));
-        worker_stop(&w[i]);
-        ck_assert_int_eq(w[i].bad, 0);
-    }
-    free(w);
+    /* Some stops must find a thread in its region. */
+    ck_assert_int_gt(stop_rounds(w, K, ROUNDS, 200), 0);
+    workers_finish(w, K);
 }
 END_TEST
 
